@@ -1,0 +1,119 @@
+// The whole pgtenant configuration (product.md section 2) as plain structs with in-class
+// defaults. A loaded Config is frozen: it is shared as std::shared_ptr<const Config> and
+// swapped whole on reload, never mutated in place.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pgtenant::conf {
+
+enum class ClientTlsMode { kDisable, kPrefer, kRequire };
+enum class ServerTlsMode { kDisable, kPrefer, kRequire, kVerifyFull };
+enum class AuthType { kScramSha256, kMd5, kTrust };
+enum class PoolMode { kTransaction, kSession };
+enum class TenantSource { kParameter, kOptions, kUser, kSet };
+
+// Durations are kept in milliseconds; 0 means "none" (no timeout).
+using Millis = int64_t;
+
+struct ClientTls {
+  ClientTlsMode mode = ClientTlsMode::kDisable;
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct Listen {
+  std::string host = "127.0.0.1";
+  int port = 6432;
+  int max_client_connections = 10000;
+  ClientTls tls;
+};
+
+struct Metrics {
+  std::string host = "127.0.0.1";
+  int port = 9930;  // 0 = off
+};
+
+struct Admin {
+  std::string database = "pgtenant";
+  std::vector<std::string> users;
+};
+
+struct User {
+  std::string name;
+  // As written in the config (after password_env was resolved): a SCRAM verifier
+  // ("SCRAM-SHA-256$..."), an md5 hash ("md5" + 32 hex digits) or plain text.
+  std::string password;
+  std::string password_env;  // the variable named by password_env, kept for SHOW CONFIG and reload
+  bool password_is_plaintext = false;
+  std::vector<std::string> tenants;  // "*" means any tenant
+  bool any_tenant = false;           // tenants contains "*"
+};
+
+struct Auth {
+  AuthType type = AuthType::kScramSha256;
+  std::map<std::string, User> users;
+};
+
+struct Tenancy {
+  std::string variable = "app.tenant_id";
+  std::string id_pattern = "^[a-z0-9_]{1,63}$";
+  std::vector<TenantSource> sources = {TenantSource::kParameter, TenantSource::kOptions,
+                                       TenantSource::kUser, TenantSource::kSet};
+  std::string user_separator = ".";
+  std::optional<std::string> default_pool;  // absent: unlisted tenants are refused
+  bool require_tenant = true;
+};
+
+struct Pool {
+  std::string name;
+  std::string host = "127.0.0.1";
+  int port = 5432;
+  std::string database;
+  std::string user;
+  std::string password;  // resolved from password or password_env
+  std::string password_env;  // the variable named by password_env, if that was used
+  PoolMode mode = PoolMode::kTransaction;
+  int size = 20;
+  ServerTlsMode tls = ServerTlsMode::kDisable;
+  std::string ca_file;
+};
+
+struct Tenant {
+  std::string id;
+  std::string pool;
+  int max_client_connections = 0;  // 0 = no per-tenant limit
+};
+
+struct Timeouts {
+  Millis client_login = 15000;
+  Millis query_wait = 30000;
+  Millis idle_transaction = 0;
+  Millis server_connect = 5000;
+  Millis server_idle = 600000;
+  Millis server_lifetime = 3600000;
+  Millis shutdown = 30000;
+};
+
+struct Config {
+  std::string source_path;  // the file it was loaded from
+  Listen listen;
+  Metrics metrics;
+  Admin admin;
+  Auth auth;
+  Tenancy tenancy;
+  std::map<std::string, Pool> pools;
+  std::map<std::string, Tenant> tenants;
+  bool config_watch = false;
+  Timeouts timeouts;
+  uint32_t max_message_size = 64 * 1024 * 1024;  // 08P01 beyond it
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+}  // namespace pgtenant::conf

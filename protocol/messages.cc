@@ -1,0 +1,182 @@
+#include "protocol/messages.h"
+
+#include "protocol/byte_reader.h"
+#include "protocol/frame_decoder.h"
+#include "protocol/message_writer.h"
+
+namespace pgtenant::protocol {
+
+Result<StartupPacket> ParseStartupPacket(std::span<const uint8_t> payload) {
+  ByteReader r(payload);
+  StartupPacket p;
+  if (!r.GetInt32(&p.code)) return Status::ProtocolViolation("startup packet too short");
+  if (p.code == kCancelRequestCode) {
+    if (!r.GetInt32(&p.cancel_pid) || !r.GetInt32(&p.cancel_key) || !r.empty()) {
+      return Status::ProtocolViolation("malformed cancel request");
+    }
+    return p;
+  }
+  if (p.code == kSslRequestCode || p.code == kGssEncRequestCode) {
+    if (!r.empty()) return Status::ProtocolViolation("malformed SSL/GSS request");
+    return p;
+  }
+  if ((p.code >> 16) != 3) {
+    return Status::Error("0A000", "unsupported frontend protocol " + std::to_string(p.code >> 16) +
+                                      "." + std::to_string(p.code & 0xffff) +
+                                      ": server supports 3.0");
+  }
+  // name\0value\0 ... \0
+  while (true) {
+    std::string_view name;
+    if (!r.GetCString(&name)) return Status::ProtocolViolation("startup packet is not terminated");
+    if (name.empty()) break;
+    std::string_view value;
+    if (!r.GetCString(&value)) return Status::ProtocolViolation("startup parameter without value");
+    p.params.emplace_back(std::string(name), std::string(value));
+  }
+  if (!r.empty()) return Status::ProtocolViolation("trailing bytes after startup parameters");
+  return p;
+}
+
+ErrorFields ParseErrorFields(std::span<const uint8_t> payload) {
+  ErrorFields f;
+  ByteReader r(payload);
+  std::string localized_severity;
+  while (true) {
+    uint8_t code;
+    if (!r.GetByte(&code) || code == 0) break;
+    std::string_view value;
+    if (!r.GetCString(&value)) break;
+    switch (code) {
+      case 'S': localized_severity = value; break;
+      case 'V': f.severity = value; break;
+      case 'C': f.sqlstate = value; break;
+      case 'M': f.message = value; break;
+      default: break;
+    }
+  }
+  if (f.severity.empty()) f.severity = localized_severity;
+  return f;
+}
+
+void AppendError(std::string* out, std::string_view severity, std::string_view sqlstate,
+                 std::string_view message, std::string_view detail, std::string_view hint) {
+  MessageWriter w(out);
+  w.Begin('E');
+  w.PutByte('S').PutCString(severity);
+  w.PutByte('V').PutCString(severity);
+  w.PutByte('C').PutCString(sqlstate);
+  w.PutByte('M').PutCString(message);
+  if (!detail.empty()) w.PutByte('D').PutCString(detail);
+  if (!hint.empty()) w.PutByte('H').PutCString(hint);
+  w.PutByte(0);
+  w.Finish();
+}
+
+void AppendNotice(std::string* out, std::string_view sqlstate, std::string_view message) {
+  MessageWriter w(out);
+  w.Begin('N');
+  w.PutByte('S').PutCString("NOTICE");
+  w.PutByte('V').PutCString("NOTICE");
+  w.PutByte('C').PutCString(sqlstate);
+  w.PutByte('M').PutCString(message);
+  w.PutByte(0);
+  w.Finish();
+}
+
+void AppendReadyForQuery(std::string* out, char status) {
+  MessageWriter w(out);
+  w.Begin('Z').PutByte(static_cast<uint8_t>(status)).Finish();
+}
+
+void AppendParameterStatus(std::string* out, std::string_view name, std::string_view value) {
+  MessageWriter w(out);
+  w.Begin('S').PutCString(name).PutCString(value).Finish();
+}
+
+void AppendBackendKeyData(std::string* out, int32_t pid, int32_t key) {
+  MessageWriter w(out);
+  w.Begin('K').PutInt32(pid).PutInt32(key).Finish();
+}
+
+void AppendAuthRequest(std::string* out, int32_t code, std::string_view extra) {
+  MessageWriter w(out);
+  w.Begin('R').PutInt32(code).PutBytes(extra).Finish();
+}
+
+void AppendAuthSasl(std::string* out, std::string_view mechanism) {
+  MessageWriter w(out);
+  w.Begin('R').PutInt32(kAuthSasl).PutCString(mechanism).PutByte(0).Finish();
+}
+
+void AppendCommandComplete(std::string* out, std::string_view tag) {
+  MessageWriter w(out);
+  w.Begin('C').PutCString(tag).Finish();
+}
+
+void AppendEmptyQueryResponse(std::string* out) {
+  MessageWriter w(out);
+  w.Begin('I').Finish();
+}
+
+void AppendStartupMessage(std::string* out,
+                          const std::vector<std::pair<std::string, std::string>>& params) {
+  MessageWriter w(out);
+  w.Begin(0).PutInt32(kProtocolVersion3);
+  for (const auto& [name, value] : params) w.PutCString(name).PutCString(value);
+  w.PutByte(0);
+  w.Finish();
+}
+
+void AppendCancelRequest(std::string* out, int32_t pid, int32_t key) {
+  MessageWriter w(out);
+  w.Begin(0).PutInt32(kCancelRequestCode).PutInt32(pid).PutInt32(key).Finish();
+}
+
+void AppendQuery(std::string* out, std::string_view sql) {
+  MessageWriter w(out);
+  w.Begin('Q').PutCString(sql).Finish();
+}
+
+void AppendSync(std::string* out) {
+  MessageWriter w(out);
+  w.Begin('S').Finish();
+}
+
+void AppendTerminate(std::string* out) {
+  MessageWriter w(out);
+  w.Begin('X').Finish();
+}
+
+void AppendPasswordMessage(std::string* out, std::string_view password) {
+  MessageWriter w(out);
+  w.Begin('p').PutCString(password).Finish();
+}
+
+void AppendSaslInitialResponse(std::string* out, std::string_view mechanism, std::string_view data) {
+  MessageWriter w(out);
+  w.Begin('p').PutCString(mechanism).PutInt32(static_cast<int32_t>(data.size())).PutBytes(data).Finish();
+}
+
+void AppendSaslResponse(std::string* out, std::string_view data) {
+  MessageWriter w(out);
+  w.Begin('p').PutBytes(data).Finish();
+}
+
+void AppendParse(std::string* out, std::string_view sql) {
+  MessageWriter w(out);
+  w.Begin('P').PutCString("").PutCString(sql).PutInt16(0).Finish();
+}
+
+void AppendBindUnnamed(std::string* out) {
+  MessageWriter w(out);
+  // portal "", statement "", no parameter formats, no parameters, no result formats
+  w.Begin('B').PutCString("").PutCString("").PutInt16(0).PutInt16(0).PutInt16(0).Finish();
+}
+
+void AppendExecuteUnnamed(std::string* out) {
+  MessageWriter w(out);
+  w.Begin('E').PutCString("").PutInt32(0).Finish();
+}
+
+}  // namespace pgtenant::protocol

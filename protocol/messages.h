@@ -1,0 +1,89 @@
+// Typed views of the protocol messages pgtenant reads, and builders for the ones it writes.
+// Parsers take a frame's payload (after the length word) and never read past it; builders
+// append to a caller-owned buffer so that several messages go out in one write.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "protocol/status.h"
+
+namespace pgtenant::protocol {
+
+// Frontend message type bytes.
+namespace fe {
+inline constexpr char kQuery = 'Q', kParse = 'P', kBind = 'B', kExecute = 'E', kDescribe = 'D',
+                      kClose = 'C', kSync = 'S', kFlush = 'H', kTerminate = 'X',
+                      kFunctionCall = 'F', kCopyData = 'd', kCopyDone = 'c', kCopyFail = 'f',
+                      kPassword = 'p';
+}  // namespace fe
+// Backend message type bytes.
+namespace be {
+inline constexpr char kAuthentication = 'R', kParameterStatus = 'S', kBackendKeyData = 'K',
+                      kReadyForQuery = 'Z', kErrorResponse = 'E', kNoticeResponse = 'N',
+                      kCommandComplete = 'C', kRowDescription = 'T', kDataRow = 'D',
+                      kCopyInResponse = 'G', kCopyOutResponse = 'H', kCopyBothResponse = 'W',
+                      kNotification = 'A', kParseComplete = '1', kBindComplete = '2',
+                      kCloseComplete = '3', kNoData = 'n', kEmptyQuery = 'I',
+                      kParameterDescription = 't', kPortalSuspended = 's', kCopyData = 'd',
+                      kCopyDone = 'c', kNegotiateProtocolVersion = 'v';
+}  // namespace be
+
+// Authentication request codes (the int32 after 'R').
+enum AuthCode : int32_t {
+  kAuthOk = 0,
+  kAuthCleartext = 3,
+  kAuthMd5 = 5,
+  kAuthSasl = 10,
+  kAuthSaslContinue = 11,
+  kAuthSaslFinal = 12,
+};
+
+// The untyped first packet of a connection.
+struct StartupPacket {
+  int32_t code = 0;  // protocol version, or kSslRequestCode / kGssEncRequestCode / kCancelRequestCode
+  std::vector<std::pair<std::string, std::string>> params;  // for a StartupMessage
+  int32_t cancel_pid = 0;                                   // for a CancelRequest
+  int32_t cancel_key = 0;
+};
+Result<StartupPacket> ParseStartupPacket(std::span<const uint8_t> payload);
+
+struct ErrorFields {
+  std::string severity;  // the non-localised 'V' field when present, else 'S'
+  std::string sqlstate;  // 'C'
+  std::string message;   // 'M'
+};
+ErrorFields ParseErrorFields(std::span<const uint8_t> payload);
+
+// Builders. Each appends one complete message.
+void AppendError(std::string* out, std::string_view severity, std::string_view sqlstate,
+                 std::string_view message, std::string_view detail = {},
+                 std::string_view hint = {});
+void AppendNotice(std::string* out, std::string_view sqlstate, std::string_view message);
+void AppendReadyForQuery(std::string* out, char status);
+void AppendParameterStatus(std::string* out, std::string_view name, std::string_view value);
+void AppendBackendKeyData(std::string* out, int32_t pid, int32_t key);
+void AppendAuthRequest(std::string* out, int32_t code, std::string_view extra = {});
+void AppendAuthSasl(std::string* out, std::string_view mechanism);  // AuthenticationSASL
+void AppendCommandComplete(std::string* out, std::string_view tag);
+void AppendEmptyQueryResponse(std::string* out);
+// Frontend messages pgtenant sends to servers.
+void AppendStartupMessage(std::string* out,
+                          const std::vector<std::pair<std::string, std::string>>& params);
+void AppendCancelRequest(std::string* out, int32_t pid, int32_t key);
+void AppendQuery(std::string* out, std::string_view sql);
+void AppendSync(std::string* out);
+void AppendTerminate(std::string* out);
+void AppendPasswordMessage(std::string* out, std::string_view password);
+void AppendSaslInitialResponse(std::string* out, std::string_view mechanism, std::string_view data);
+void AppendSaslResponse(std::string* out, std::string_view data);
+// Extended-protocol messages for an unnamed statement and portal without parameters.
+void AppendParse(std::string* out, std::string_view sql);
+void AppendBindUnnamed(std::string* out);
+void AppendExecuteUnnamed(std::string* out);
+
+}  // namespace pgtenant::protocol

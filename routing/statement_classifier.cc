@@ -1,0 +1,177 @@
+#include "routing/statement_classifier.h"
+
+#include <array>
+
+#include "routing/sql_names.h"
+#include "routing/statement_shapes.h"
+
+namespace pgtenant::routing {
+namespace {
+
+struct Statement {
+  std::vector<Token> tokens;
+  bool lex_error = false;
+  size_t begin = 0;
+  size_t end = 0;
+};
+
+// Tracks what makes a semicolon *not* end a statement: parentheses (CREATE RULE ... (a; b))
+// and SQL-standard function bodies, CREATE FUNCTION ... BEGIN ATOMIC a; b; END, which psql's
+// lexer also counts.
+class StatementSplitter {
+ public:
+  // Returns true when `t` ends the current statement.
+  bool Ends(const Token& t) {
+    if (t.kind == TokenKind::kPunct) {
+      if (t.text == "(" || t.text == "[") ++paren_depth_;
+      if ((t.text == ")" || t.text == "]") && paren_depth_ > 0) --paren_depth_;
+      if (t.text == ";" && paren_depth_ == 0 && block_depth_ == 0) {
+        Reset();
+        return true;
+      }
+      return false;
+    }
+    if (t.kind != TokenKind::kIdent) return false;
+    if (ident_count_ < first_idents_.size()) first_idents_[ident_count_] = t.text;
+    ++ident_count_;
+    if (ident_count_ > 1 && IsCreateRoutine()) {
+      if (t.text == "begin" || t.text == "case") ++block_depth_;
+      if (t.text == "end" && block_depth_ > 0) --block_depth_;
+    }
+    return false;
+  }
+
+ private:
+  bool IsCreateRoutine() const {
+    const auto& w = first_idents_;
+    auto routine = [](const std::string& s) { return s == "function" || s == "procedure"; };
+    return w[0] == "create" &&
+           (routine(w[1]) || (w[1] == "or" && w[2] == "replace" && routine(w[3])));
+  }
+  void Reset() { *this = StatementSplitter(); }
+
+  int paren_depth_ = 0;
+  int block_depth_ = 0;
+  size_t ident_count_ = 0;
+  std::array<std::string, 4> first_idents_;
+};
+
+std::vector<Statement> Split(std::string_view sql, const ClassifyOptions& options) {
+  std::vector<Statement> out;
+  SqlLexer lexer(sql, LexOptions{options.standard_conforming_strings});
+  StatementSplitter splitter;
+  Statement current;
+  auto flush = [&] {
+    if (!current.tokens.empty() || current.lex_error) out.push_back(std::move(current));
+    current = Statement();
+  };
+  Token t;
+  while (lexer.Next(&t)) {
+    if (t.kind == TokenKind::kError) {
+      if (current.tokens.empty()) current.begin = t.begin;
+      current.lex_error = true;
+      current.end = sql.size();
+      break;
+    }
+    if (splitter.Ends(t)) {
+      flush();
+      continue;
+    }
+    if (current.tokens.empty()) current.begin = t.begin;
+    current.end = t.end;
+    current.tokens.push_back(std::move(t));
+  }
+  flush();
+  return out;
+}
+
+bool IsTenantShape(StatementKind k) {
+  switch (k) {
+    case StatementKind::kSetTenant:
+    case StatementKind::kSetLocalTenant:
+    case StatementKind::kResetTenant:
+    case StatementKind::kSetConfigTenant:
+    case StatementKind::kSetConfigLocalTenant:
+    case StatementKind::kMentionsTenant:
+      return true;
+    default:
+      return false;
+  }
+}
+
+ClassifiedStatement Classify(const Statement& s, std::string_view variable) {
+  ClassifiedStatement r;
+  if (!s.tokens.empty()) r = ClassifyShape(s.tokens, variable);
+  const bool ignorable = r.kind == StatementKind::kOther || r.kind == StatementKind::kBegin ||
+                         r.kind == StatementKind::kCommitOrRollback;
+  if (s.lex_error || ignorable) {
+    // A lexically broken statement is rejected whole by the server, so only say whether it
+    // tried to touch the tenant; an ordinary one may still name the variable elsewhere.
+    const bool mentions = IsTenantShape(r.kind) || MentionsVariable(s.tokens, variable);
+    if (s.lex_error || mentions) {
+      r = ClassifiedStatement();
+      r.kind = mentions ? StatementKind::kMentionsTenant : StatementKind::kOther;
+    }
+  }
+  r.begin = s.begin;
+  r.end = s.end;
+  return r;
+}
+
+}  // namespace
+
+const char* StatementKindName(StatementKind kind) {
+  switch (kind) {
+    case StatementKind::kOther:
+      return "Other";
+    case StatementKind::kSetTenant:
+      return "SetTenant";
+    case StatementKind::kSetLocalTenant:
+      return "SetLocalTenant";
+    case StatementKind::kResetTenant:
+      return "ResetTenant";
+    case StatementKind::kResetAll:
+      return "ResetAll";
+    case StatementKind::kDiscardAll:
+      return "DiscardAll";
+    case StatementKind::kSetConfigTenant:
+      return "SetConfigTenant";
+    case StatementKind::kSetConfigLocalTenant:
+      return "SetConfigLocalTenant";
+    case StatementKind::kMentionsTenant:
+      return "MentionsTenant";
+    case StatementKind::kBegin:
+      return "Begin";
+    case StatementKind::kCommitOrRollback:
+      return "CommitOrRollback";
+  }
+  return "?";
+}
+
+std::vector<ClassifiedStatement> ClassifyQuery(std::string_view sql, std::string_view variable,
+                                               const ClassifyOptions& options) {
+  std::vector<ClassifiedStatement> out;
+  for (const Statement& s : Split(sql, options)) out.push_back(Classify(s, variable));
+  return out;
+}
+
+bool MightTouchTenant(std::string_view sql, std::string_view variable) {
+  const size_t dot = variable.rfind('.');
+  const std::string_view last = dot == std::string_view::npos ? variable : variable.substr(dot + 1);
+  if (last.empty()) return true;  // nothing to look for, so nothing can be ruled out
+  // Every needle is one that a tenant-related classification cannot avoid containing: the
+  // variable's last part (any spelling of the name ends with it), the set_config function,
+  // RESET / DISCARD keywords, and U& (an escaped spelling of any of these). No allocation:
+  // this runs for every query.
+  const std::array<std::string_view, 5> needles = {last, "set_config", "reset", "discard", "u&"};
+  for (size_t i = 0; i < sql.size(); ++i) {
+    const char c = AsciiLower(sql[i]);
+    for (std::string_view needle : needles) {
+      if (AsciiLower(needle[0]) != c || sql.size() - i < needle.size()) continue;
+      if (EqualsIgnoreAsciiCase(sql.substr(i, needle.size()), needle)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace pgtenant::routing

@@ -1,0 +1,19 @@
+// Which statements Postgres refuses to run inside a transaction block or pipeline (VACUUM,
+// CREATE DATABASE, CREATE INDEX CONCURRENTLY, ...). pgtenant must not pipeline its own
+// statements in the same implicit transaction as these. Pure.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace pgtenant::routing {
+
+// True when the simple-protocol query text may be a statement that must run outside any
+// transaction block. Errs on the side of true: a false positive only costs atomicity of the
+// pgtenant prelude, a false negative would make the client's statement fail.
+bool MayNeedOwnTransaction(std::string_view sql);
+
+// The first keyword of the statement, lower-cased, after whitespace and comments ("" if none).
+std::string FirstKeyword(std::string_view sql);
+
+}  // namespace pgtenant::routing

@@ -114,6 +114,83 @@ void AppendCommandComplete(std::string* out, std::string_view tag) {
   w.Begin('C').PutCString(tag).Finish();
 }
 
+bool ParseParseMessage(std::span<const uint8_t> payload, ParseMessage* out) {
+  ByteReader r(payload);
+  int16_t n;
+  if (!r.GetCString(&out->statement) || !r.GetCString(&out->query) || !r.GetInt16(&n) || n < 0) return false;
+  out->param_types.resize(n);
+  for (int i = 0; i < n; ++i) {
+    if (!r.GetInt32(&out->param_types[i])) return false;
+  }
+  return r.empty();
+}
+
+bool ParseBindMessage(std::span<const uint8_t> payload, BindMessage* out) {
+  ByteReader r(payload);
+  int16_t n;
+  if (!r.GetCString(&out->portal) || !r.GetCString(&out->statement) || !r.GetInt16(&n) || n < 0) return false;
+  out->param_formats.resize(n);
+  for (int i = 0; i < n; ++i) {
+    if (!r.GetInt16(&out->param_formats[i])) return false;
+  }
+  if (!r.GetInt16(&n) || n < 0) return false;
+  out->params.resize(n);
+  for (int i = 0; i < n; ++i) {
+    int32_t len;
+    if (!r.GetInt32(&len)) return false;
+    if (len == -1) {
+      out->params[i] = std::nullopt;
+      continue;
+    }
+    std::span<const uint8_t> bytes;
+    if (len < 0 || !r.GetBytes(static_cast<size_t>(len), &bytes)) return false;
+    out->params[i] = std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }
+  if (!r.GetInt16(&n) || n < 0) return false;
+  out->result_formats.resize(n);
+  for (int i = 0; i < n; ++i) {
+    if (!r.GetInt16(&out->result_formats[i])) return false;
+  }
+  return r.empty();
+}
+
+bool ParseTargetMessage(std::span<const uint8_t> payload, TargetMessage* out) {
+  ByteReader r(payload);
+  uint8_t kind;
+  if (!r.GetByte(&kind) || (kind != 'S' && kind != 'P') || !r.GetCString(&out->name)) return false;
+  out->kind = static_cast<char>(kind);
+  return r.empty();
+}
+
+bool ParseExecuteMessage(std::span<const uint8_t> payload, std::string_view* portal, int32_t* max_rows) {
+  ByteReader r(payload);
+  return r.GetCString(portal) && r.GetInt32(max_rows) && r.empty();
+}
+
+void AppendParseComplete(std::string* out) { MessageWriter(out).Begin('1').Finish(); }
+void AppendBindComplete(std::string* out) { MessageWriter(out).Begin('2').Finish(); }
+void AppendCloseComplete(std::string* out) { MessageWriter(out).Begin('3').Finish(); }
+void AppendNoData(std::string* out) { MessageWriter(out).Begin('n').Finish(); }
+
+void AppendParameterDescription(std::string* out, const std::vector<int32_t>& types) {
+  MessageWriter w(out);
+  w.Begin('t').PutInt16(static_cast<int16_t>(types.size()));
+  for (int32_t t : types) w.PutInt32(t);
+  w.Finish();
+}
+
+void AppendTextRowDescription(std::string* out, std::string_view column) {
+  constexpr int32_t kTextOid = 25;
+  MessageWriter w(out);
+  w.Begin('T').PutInt16(1).PutCString(column).PutInt32(0).PutInt16(0).PutInt32(kTextOid).PutInt16(-1)
+      .PutInt32(-1).PutInt16(0).Finish();
+}
+
+void AppendTextDataRow(std::string* out, std::string_view value) {
+  MessageWriter w(out);
+  w.Begin('D').PutInt16(1).PutInt32(static_cast<int32_t>(value.size())).PutBytes(value).Finish();
+}
+
 void AppendEmptyQueryResponse(std::string* out) {
   MessageWriter w(out);
   w.Begin('I').Finish();
@@ -166,6 +243,14 @@ void AppendSaslResponse(std::string* out, std::string_view data) {
 void AppendParse(std::string* out, std::string_view sql) {
   MessageWriter w(out);
   w.Begin('P').PutCString("").PutCString(sql).PutInt16(0).Finish();
+}
+
+void AppendParse(std::string* out, std::string_view statement, std::string_view sql,
+                 const std::vector<int32_t>& param_types) {
+  MessageWriter w(out);
+  w.Begin('P').PutCString(statement).PutCString(sql).PutInt16(static_cast<int16_t>(param_types.size()));
+  for (int32_t t : param_types) w.PutInt32(t);
+  w.Finish();
 }
 
 void AppendBindUnnamed(std::string* out) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -59,6 +60,31 @@ struct ErrorFields {
 };
 ErrorFields ParseErrorFields(std::span<const uint8_t> payload);
 
+// Extended-protocol frontend messages, as views into the frame payload.
+struct ParseMessage {
+  std::string_view statement;
+  std::string_view query;
+  std::vector<int32_t> param_types;
+};
+bool ParseParseMessage(std::span<const uint8_t> payload, ParseMessage* out);
+
+struct BindMessage {
+  std::string_view portal;
+  std::string_view statement;
+  std::vector<int16_t> param_formats;
+  std::vector<std::optional<std::string_view>> params;  // nullopt = SQL NULL
+  std::vector<int16_t> result_formats;
+};
+bool ParseBindMessage(std::span<const uint8_t> payload, BindMessage* out);
+
+// Describe and Close: 'S' (statement) or 'P' (portal), and the name.
+struct TargetMessage {
+  char kind = 0;
+  std::string_view name;
+};
+bool ParseTargetMessage(std::span<const uint8_t> payload, TargetMessage* out);
+bool ParseExecuteMessage(std::span<const uint8_t> payload, std::string_view* portal, int32_t* max_rows);
+
 // Builders. Each appends one complete message.
 void AppendError(std::string* out, std::string_view severity, std::string_view sqlstate,
                  std::string_view message, std::string_view detail = {},
@@ -70,6 +96,15 @@ void AppendBackendKeyData(std::string* out, int32_t pid, int32_t key);
 void AppendAuthRequest(std::string* out, int32_t code, std::string_view extra = {});
 void AppendAuthSasl(std::string* out, std::string_view mechanism);  // AuthenticationSASL
 void AppendCommandComplete(std::string* out, std::string_view tag);
+void AppendParseComplete(std::string* out);
+void AppendBindComplete(std::string* out);
+void AppendCloseComplete(std::string* out);
+void AppendNoData(std::string* out);
+void AppendParameterDescription(std::string* out, const std::vector<int32_t>& types);
+// A RowDescription of one text column, as Postgres describes `SELECT set_config(...)`.
+void AppendTextRowDescription(std::string* out, std::string_view column);
+// A DataRow of one text value.
+void AppendTextDataRow(std::string* out, std::string_view value);
 void AppendEmptyQueryResponse(std::string* out);
 // Frontend messages pgtenant sends to servers.
 void AppendStartupMessage(std::string* out,
@@ -83,6 +118,8 @@ void AppendSaslInitialResponse(std::string* out, std::string_view mechanism, std
 void AppendSaslResponse(std::string* out, std::string_view data);
 // Extended-protocol messages for an unnamed statement and portal without parameters.
 void AppendParse(std::string* out, std::string_view sql);
+void AppendParse(std::string* out, std::string_view statement, std::string_view sql,
+                 const std::vector<int32_t>& param_types);
 void AppendBindUnnamed(std::string* out);
 void AppendExecuteUnnamed(std::string* out);
 

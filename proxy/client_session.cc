@@ -1,0 +1,681 @@
+#include "proxy/client_session.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+
+#include "protocol/byte_reader.h"
+#include "protocol/md5_auth.h"
+#include "protocol/messages.h"
+#include "proxy/log.h"
+#include "proxy/pooler.h"
+#include "proxy/server_session.h"
+#include "routing/tenant_source.h"
+#include "routing/transaction_rules.h"
+
+namespace pgtenant::proxy {
+
+using protocol::DecodeStatus;
+using protocol::Frame;
+namespace fe = protocol::fe;
+
+namespace {
+
+// A password or SASL message never needs more than this.
+constexpr uint32_t kMaxAuthMessage = 8192;
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view AsView(std::span<const uint8_t> s) {
+  return std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
+}
+
+// Parameters the server reports with ParameterStatus that a client may also set.
+bool IsReportedSetting(std::string_view lower_name) {
+  return lower_name == "client_encoding" || lower_name == "datestyle" || lower_name == "intervalstyle" ||
+         lower_name == "timezone" || lower_name == "standard_conforming_strings" ||
+         lower_name == "application_name";
+}
+
+}  // namespace
+
+ClientSession::ClientSession(Pooler* pooler, uint64_t id)
+    : pooler_(pooler), id_(id), stream_(pooler->loop(), this), connected_ms_(NowMs()) {}
+
+ClientSession::~ClientSession() = default;
+
+void ClientSession::Start() {
+  uv_tcp_nodelay(stream_.tcp(), 1);
+  stream_.StartReading();
+}
+
+size_t ClientSession::OnStreamData(std::span<const uint8_t> data) {
+  in_data_callback_ = true;
+  size_t used = 0;
+  // A handler may move the session to another state half-way through the bytes (login done,
+  // transaction over); the rest is then offered to the new state's handler.
+  while (used < data.size()) {
+    State before = state_;
+    std::span<const uint8_t> rest = data.subspan(used);
+    switch (state_) {
+      case State::kStartup: used += HandleStartup(rest); break;
+      case State::kAuth: used += HandleAuth(rest); break;
+      case State::kIdle: used += HandleIdle(rest); break;
+      case State::kActive: used += HandleActive(rest); break;
+      case State::kLoginWait:
+      case State::kWaiting: break;  // kept until a server is assigned
+      case State::kClosing: used = data.size(); break;
+    }
+    if (state_ == before || state_ == State::kWaiting || state_ == State::kLoginWait) break;
+  }
+  in_data_callback_ = false;
+  return used;
+}
+
+// ---------------------------------------------------------------- startup and authentication
+
+size_t ClientSession::HandleStartup(std::span<const uint8_t> data) {
+  size_t pos = 0;
+  while (state_ == State::kStartup) {
+    Frame f;
+    DecodeStatus st = protocol::DecodeUntyped(data.subspan(pos), protocol::kMaxStartupPacket, &f);
+    if (st == DecodeStatus::kNeedMoreData) break;
+    if (st == DecodeStatus::kMalformed) {
+      Fail("08P01", "invalid startup packet: bad length");
+      return data.size();
+    }
+    pos += f.total_size;
+    if (!HandleStartupPacket(f.payload)) return data.size();
+  }
+  return pos;
+}
+
+bool ClientSession::HandleStartupPacket(std::span<const uint8_t> payload) {
+  auto packet = protocol::ParseStartupPacket(payload);
+  if (!packet.ok()) {
+    Fail(packet.status().sqlstate().c_str(), "invalid startup packet: " + packet.status().message());
+    return false;
+  }
+  if (packet->code == protocol::kSslRequestCode || packet->code == protocol::kGssEncRequestCode) {
+    static const uint8_t kNo = 'N';
+    stream_.Write(std::span<const uint8_t>(&kNo, 1));
+    return true;
+  }
+  if (packet->code == protocol::kCancelRequestCode) {
+    pooler_->HandleCancelRequest(packet->cancel_pid, packet->cancel_key);
+    Close();
+    return false;
+  }
+  const conf::Config& cfg = pooler_->config();
+  std::map<std::string, std::string> params;
+  for (auto& [name, value] : packet->params) params[name] = value;
+  database_ = params.count("database") ? params["database"] : params["user"];
+  if (params.count("replication")) {
+    Fail("08P01", "pgtenant does not support replication connections");
+    return false;
+  }
+  auto identity = routing::ResolveStartupTenant(params, cfg, pooler_->routes().validator());
+  if (!identity.ok()) {
+    // Reported only after authentication, so that unauthenticated peers learn nothing.
+    deferred_error_ = identity.status();
+    user_ = params["user"];
+  } else {
+    user_ = identity->login_user;
+    tenant_ = identity->tenant;
+    startup_tenant_ = tenant_;
+  }
+  admin_ = database_ == cfg.admin.database;
+  // Every other startup setting is applied on each server connection this client gets.
+  for (auto& [name, value] : params) {
+    if (name == "user" || name == "database" || name == "options" ||
+        routing::IsTenantVariable(name, cfg.tenancy)) {
+      continue;
+    }
+    AddStartupSetting(name, value);
+  }
+  if (identity.ok()) {
+    for (auto& [name, value] : identity->other_options.settings) AddStartupSetting(name, value);
+    if (!identity->other_options.unparsed.empty() && deferred_error_.ok()) {
+      // pgtenant cannot apply postgres command-line switches per transaction; refusing is
+      // better than silently dropping them.
+      deferred_error_ = Status::Error("0A000", "unsupported switch in the options startup parameter: " +
+                                                   identity->other_options.unparsed.front() +
+                                                   " (only -c name=value and --name=value are supported)");
+    }
+  }
+  StartAuth();
+  return state_ != State::kClosing;
+}
+
+void ClientSession::AddStartupSetting(const std::string& name, const std::string& value) {
+  if (!IsValidSettingName(name)) {
+    if (deferred_error_.ok()) deferred_error_ = Status::ProtocolViolation("invalid startup parameter name \"" + name + "\"");
+    return;
+  }
+  wanted_.Set(Lower(name), value);
+}
+
+void ClientSession::StartAuth() {
+  const conf::Config& cfg = pooler_->config();
+  auto it = cfg.auth.users.find(user_);
+  auth_user_known_ = it != cfg.auth.users.end();
+  state_ = State::kAuth;
+  std::string out;
+  if (cfg.auth.type == conf::AuthType::kTrust) {
+    AuthSucceeded();
+    return;
+  }
+  bool stored_scram = auth_user_known_ && protocol::IsScramVerifier(it->second.password);
+  if (cfg.auth.type == conf::AuthType::kMd5 && !stored_scram) {
+    md5_salt_ = protocol::RandomBytes(4);
+    protocol::AppendAuthRequest(&out, protocol::kAuthMd5, md5_salt_);
+  } else {
+    const protocol::ScramVerifier* v = pooler_->VerifierFor(user_);
+    // An unknown user runs the whole exchange against a throw-away verifier and fails at the
+    // end, as Postgres does, so that probing does not reveal which users exist.
+    scram_ = std::make_unique<protocol::ScramServerExchange>(v ? *v : pooler_->DummyVerifier());
+    protocol::AppendAuthSasl(&out, "SCRAM-SHA-256");
+  }
+  stream_.Write(out);
+}
+
+size_t ClientSession::HandleAuth(std::span<const uint8_t> data) {
+  size_t pos = 0;
+  while (state_ == State::kAuth) {
+    Frame f;
+    DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), kMaxAuthMessage, &f);
+    if (st == DecodeStatus::kNeedMoreData) break;
+    if (st == DecodeStatus::kMalformed || f.type != fe::kPassword) {
+      Fail("08P01", "expected a password message during authentication");
+      return data.size();
+    }
+    pos += f.total_size;
+    if (!HandlePassword(f.payload)) return data.size();
+  }
+  return pos;
+}
+
+bool ClientSession::HandlePassword(std::span<const uint8_t> payload) {
+  const std::string auth_failed = "password authentication failed for user \"" + user_ + "\"";
+  if (scram_ == nullptr) {  // md5
+    protocol::ByteReader r(payload);
+    std::string_view response;
+    const conf::Config& cfg = pooler_->config();
+    auto it = cfg.auth.users.find(user_);
+    if (!r.GetCString(&response) || it == cfg.auth.users.end()) {
+      Fail("28P01", auth_failed);
+      return false;
+    }
+    const std::string& stored = it->second.password;
+    std::string hash = protocol::IsMd5Hash(stored) ? stored : protocol::Md5PasswordHash(stored, user_);
+    auto salt = std::span<const uint8_t, 4>(reinterpret_cast<const uint8_t*>(md5_salt_.data()), 4);
+    if (!protocol::Md5Verify(hash, salt, response)) {
+      Fail("28P01", auth_failed);
+      return false;
+    }
+    AuthSucceeded();
+    return state_ != State::kClosing;
+  }
+  std::string out;
+  if (!scram_first_done_) {
+    protocol::ByteReader r(payload);
+    std::string_view mechanism;
+    int32_t len;
+    if (!r.GetCString(&mechanism) || !r.GetInt32(&len) || mechanism != "SCRAM-SHA-256" || len < 0 ||
+        static_cast<size_t>(len) != r.remaining()) {
+      Fail("08P01", "malformed SASL initial response (expected SCRAM-SHA-256)");
+      return false;
+    }
+    auto server_first = scram_->HandleClientFirst(AsView(r.Rest()));
+    if (!server_first.ok()) {
+      Fail("08P01", "SCRAM: " + server_first.status().message());
+      return false;
+    }
+    scram_first_done_ = true;
+    protocol::AppendAuthRequest(&out, protocol::kAuthSaslContinue, *server_first);
+    stream_.Write(out);
+    return true;
+  }
+  auto server_final = scram_->HandleClientFinal(AsView(payload));
+  if (!server_final.ok() || !auth_user_known_) {
+    Fail("28P01", auth_failed);
+    return false;
+  }
+  protocol::AppendAuthRequest(&out, protocol::kAuthSaslFinal, *server_final);
+  stream_.Write(out);
+  AuthSucceeded();
+  return state_ != State::kClosing;
+}
+
+void ClientSession::AuthSucceeded() {
+  scram_.reset();
+  md5_salt_.clear();
+  const conf::Config& cfg = pooler_->config();
+  if (cfg.auth.type == conf::AuthType::kTrust && cfg.auth.users.find(user_) == cfg.auth.users.end() &&
+      !cfg.auth.users.empty()) {
+    Fail("28000", "user \"" + user_ + "\" is not listed under auth.users");
+    return;
+  }
+  if (!deferred_error_.ok()) {
+    Fail(deferred_error_.sqlstate().c_str(), deferred_error_.message());
+    return;
+  }
+  if (admin_) {
+    if (std::find(cfg.admin.users.begin(), cfg.admin.users.end(), user_) == cfg.admin.users.end()) {
+      Fail("42501", "user \"" + user_ + "\" may not use the admin console (not in admin.users)");
+      return;
+    }
+    Fail("0A000", "the admin console is not available in this build");
+    return;
+  }
+  if (pooler_->shutting_down()) {
+    Fail("57P01", "pgtenant is shutting down");
+    return;
+  }
+  std::string out;
+  protocol::AppendAuthRequest(&out, protocol::kAuthOk);
+  stream_.Write(out);
+  wanted_.tenant = tenant_;
+  pooler_->RegisterCancelKey(this, &cancel_pid_, &cancel_key_);
+  Pool* pool = LoginPool();
+  if (pool == nullptr) {
+    Fail("28000", "no pool to serve this session: it names no tenant and tenancy.default_pool is not set",
+         "name a tenant (e.g. options='-c " + cfg.tenancy.variable + "=ID') or set tenancy.default_pool");
+    return;
+  }
+  if (pool->has_server_params()) {
+    FinishLogin(*pool);
+    return;
+  }
+  // The first client of a pool waits for a backend login to learn the server's parameters.
+  state_ = State::kLoginWait;
+  wait_started_ms_ = NowMs();
+  waiting_in_ = pool;
+  stream_.StopReading();
+  pool->Acquire(this);
+}
+
+Pool* ClientSession::LoginPool() {
+  std::string sqlstate, message;
+  Pool* pool = ResolvePool(&sqlstate, &message);
+  if (pool != nullptr) return pool;
+  const conf::Config& cfg = pooler_->config();
+  if (cfg.tenancy.default_pool) return pooler_->FindPool(*cfg.tenancy.default_pool);
+  // A session that will name its tenant later with SET still needs server parameters now.
+  return pooler_->pools().empty() ? nullptr : pooler_->pools().begin()->second.get();
+}
+
+void ClientSession::FinishLogin(const Pool& pool) {
+  std::string out;
+  for (const auto& [name, value] : pool.server_params()) {
+    std::string lower = Lower(name);
+    const std::string* mine = wanted_.Find(lower);
+    if (mine != nullptr) {
+      protocol::AppendParameterStatus(&out, name, *mine);
+    } else if (lower == "application_name") {
+      protocol::AppendParameterStatus(&out, name, "");  // pgtenant's own name is not the client's
+    } else {
+      protocol::AppendParameterStatus(&out, name, value);
+    }
+  }
+  protocol::AppendBackendKeyData(&out, cancel_pid_, cancel_key_);
+  protocol::AppendReadyForQuery(&out, 'I');
+  stream_.Write(out);
+  state_ = State::kIdle;
+  LOG_DEBUG("client %llu logged in: user %s tenant %s", static_cast<unsigned long long>(id_), user_.c_str(),
+            tenant_ ? tenant_->c_str() : "(none)");
+  stream_.StartReading();
+  if (!in_data_callback_) stream_.Replay();
+}
+
+// ---------------------------------------------------------------- between transactions
+
+Pool* ClientSession::ResolvePool(std::string* sqlstate, std::string* message) {
+  const conf::Config& cfg = pooler_->config();
+  if (!tenant_) {
+    if (cfg.tenancy.require_tenant) {
+      *sqlstate = "28000";
+      *message = "no tenant: this session has not named its tenant and tenancy.require_tenant is on; set " +
+                 cfg.tenancy.variable + " at login or with SET";
+      return nullptr;
+    }
+    if (!cfg.tenancy.default_pool) {
+      *sqlstate = "28000";
+      *message = "no tenant and no tenancy.default_pool: pgtenant cannot choose a pool";
+      return nullptr;
+    }
+    Pool* p = pooler_->FindPool(*cfg.tenancy.default_pool);
+    if (p) pool_name_ = p->name();
+    return p;
+  }
+  const std::string* name = pooler_->routes().PoolFor(*tenant_);
+  Pool* p = name ? pooler_->FindPool(*name) : nullptr;
+  if (p == nullptr) {
+    *sqlstate = "22023";
+    *message = "tenant \"" + *tenant_ + "\" is not configured and there is no tenancy.default_pool";
+    return nullptr;
+  }
+  pool_name_ = p->name();
+  return p;
+}
+
+size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
+  size_t pos = 0;
+  while (state_ == State::kIdle) {
+    Frame f;
+    DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), pooler_->config().max_message_size, &f);
+    if (st == DecodeStatus::kNeedMoreData) break;
+    if (st == DecodeStatus::kMalformed) {
+      Fail("08P01", "invalid message: bad length or larger than limits.max_message_size");
+      return data.size();
+    }
+    if (f.type == fe::kTerminate) {
+      Close();
+      return data.size();
+    }
+    if (skip_until_sync_) {
+      // After an error pgtenant answered itself, the rest of the batch is skipped, as Postgres
+      // skips an extended-protocol batch after an error.
+      pos += f.total_size;
+      if (f.type == fe::kSync || f.type == fe::kQuery) {
+        skip_until_sync_ = false;
+        std::string out;
+        protocol::AppendReadyForQuery(&out, 'I');
+        stream_.Write(out);
+      }
+      continue;
+    }
+    if (f.type == fe::kSync || f.type == fe::kFlush) {
+      // Nothing to synchronise outside a transaction: answer without a server.
+      pos += f.total_size;
+      if (f.type == fe::kSync) {
+        if (local_) local_->portals.clear();
+        std::string out;
+        protocol::AppendReadyForQuery(&out, 'I');
+        stream_.Write(out);
+      }
+      continue;
+    }
+    std::string unused;
+    if (InspectForTenancy(f, /*server_clean=*/true, &unused) == Verdict::kAnswered) {
+      pos += f.total_size;
+      continue;
+    }
+    first_needs_own_txn_ = f.type == fe::kQuery && routing::MayNeedOwnTransaction(AsView(f.payload));
+    if (!RequestServer()) {
+      // Refused: the error is sent; skip this message (through its Sync) and go on.
+      continue;
+    }
+    if (state_ == State::kActive) return pos + HandleActive(data.subspan(pos));
+    return pos;  // waiting: the rest is kept until a server is assigned
+  }
+  return pos;
+}
+
+bool ClientSession::RequestServer() {
+  if (pooler_->shutting_down()) {
+    Terminate("57P01", "pgtenant is shutting down");
+    return false;
+  }
+  std::string sqlstate, message;
+  Pool* pool = ResolvePool(&sqlstate, &message);
+  if (pool == nullptr) {
+    std::string out;
+    protocol::AppendError(&out, "ERROR", sqlstate, message);
+    stream_.Write(out);
+    skip_until_sync_ = true;
+    return false;
+  }
+  state_ = State::kWaiting;
+  wait_started_ms_ = NowMs();
+  waiting_in_ = pool;
+  stream_.StopReading();
+  pool->Acquire(this);
+  return true;
+}
+
+void ClientSession::OnServerAssigned(ServerSession* server) {
+  Pool* pool = waiting_in_;
+  waiting_in_ = nullptr;
+  if (state_ == State::kLoginWait) {
+    // Only the parameters were needed; the connection goes straight back.
+    pool->Release(server);
+    FinishLogin(*pool);
+    return;
+  }
+  server_ = server;
+  state_ = State::kActive;
+  server->Attach(this);
+  SendPrelude(first_needs_own_txn_);
+  stream_.StartReading();
+  if (!in_data_callback_) stream_.Replay();
+}
+
+void ClientSession::SendPrelude(bool as_query) {
+  prelude_pending_ = false;
+  const conf::Config& cfg = pooler_->config();
+  bool trust = server_->last_client_id() == 0 || server_->last_client_id() == id_;
+  std::vector<std::string> statements =
+      PreludeStatements(server_->settings(), wanted_, cfg.tenancy.variable, trust);
+  server_->set_last_client_id(id_);
+  if (statements.empty()) return;
+  std::string prelude;
+  int commands = 0;
+  if (as_query) {
+    // VACUUM and friends refuse to run in a pipeline; send the prelude as its own Query.
+    std::string sql;
+    for (const auto& s : statements) sql += s + ";";
+    protocol::AppendQuery(&prelude, sql);
+  } else {
+    // Parse/Bind/Execute without Sync: the prelude shares the implicit transaction of the
+    // client's first statement, so if it fails the backend skips the client's statements.
+    for (const auto& s : statements) {
+      protocol::AppendParse(&prelude, s);
+      protocol::AppendBindUnnamed(&prelude);
+      protocol::AppendExecuteUnnamed(&prelude);
+      ++commands;
+    }
+  }
+  server_->settings().tenant = wanted_.tenant;
+  server_->settings().tenant_unknown = false;
+  server_->settings().settings = wanted_.settings;
+  server_->SendPrelude(prelude, commands, as_query);
+}
+
+void ClientSession::OnServerUnavailable(const std::string& sqlstate, const std::string& message) {
+  waiting_in_ = nullptr;
+  if (state_ == State::kLoginWait) {
+    Fail(sqlstate.c_str(), message);
+    return;
+  }
+  if (state_ != State::kWaiting) return;
+  state_ = State::kIdle;
+  std::string out;
+  protocol::AppendError(&out, "ERROR", sqlstate, message);
+  stream_.Write(out);
+  skip_until_sync_ = true;
+  stream_.StartReading();
+  stream_.Replay();
+}
+
+// ---------------------------------------------------------------- in a transaction
+
+size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
+  size_t pos = 0;
+  size_t run_start = 0;
+  const uint32_t max_size = pooler_->config().max_message_size;
+  auto flush = [&]() {
+    if (pos > run_start) server_->ForwardFromClient(data.subspan(run_start, pos - run_start));
+    run_start = pos;
+  };
+  while (server_ != nullptr) {
+    Frame f;
+    DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), max_size, &f);
+    if (st == DecodeStatus::kNeedMoreData) break;
+    if (st == DecodeStatus::kMalformed) {
+      Fail("08P01", "invalid message: bad length or larger than limits.max_message_size");
+      return data.size();
+    }
+    if (f.type == fe::kTerminate) {
+      flush();
+      Close();
+      return data.size();
+    }
+    if (f.type == fe::kQuery || f.type == fe::kParse || f.type == fe::kSync ||
+        (local_ != nullptr && (f.type == fe::kBind || f.type == fe::kDescribe || f.type == fe::kExecute ||
+                               f.type == fe::kClose))) {
+      std::string replacement;
+      Verdict v = InspectForTenancy(f, server_->clean(), &replacement);
+      if (v != Verdict::kForward) {
+        flush();
+        pos += f.total_size;
+        run_start = pos;
+        if (v == Verdict::kReplaced) {
+          NoteSent(f.type);
+          server_->ForwardFromClient(std::span<const uint8_t>(
+              reinterpret_cast<const uint8_t*>(replacement.data()), replacement.size()));
+        }
+        if (server_ == nullptr || state_ != State::kActive) return pos;  // tenant moved pool
+        continue;
+      }
+      if (prelude_pending_ && server_->clean()) {
+        flush();
+        SendPrelude(f.type == fe::kQuery && routing::MayNeedOwnTransaction(AsView(f.payload)));
+      }
+    }
+    NoteSent(f.type);
+    pos += f.total_size;
+  }
+  flush();
+  last_activity_ms_ = NowMs();
+  if (server_ && server_->write_backlogged()) stream_.StopReading();
+  return pos;
+}
+
+void ClientSession::NoteSent(char type) {
+  switch (type) {
+    case fe::kQuery:
+    case fe::kFunctionCall:
+      server_->NoteSyncPointSent();
+      break;
+    case fe::kSync:
+      server_->NoteSyncSent();
+      break;
+    case fe::kParse:
+    case fe::kBind:
+    case fe::kExecute:
+    case fe::kDescribe:
+    case fe::kClose:
+      server_->NoteExtendedSent();
+      break;
+    case fe::kCopyDone:
+    case fe::kCopyFail:
+      server_->NoteCopyDoneSent();
+      break;
+    default:
+      break;
+  }
+}
+
+void ClientSession::OnTransactionDone() {
+  server_ = nullptr;
+  state_ = State::kIdle;
+  if (pooler_->shutting_down()) {
+    Terminate("57P01", "pgtenant is shutting down");
+    return;
+  }
+  stream_.StartReading();
+  if (!in_data_callback_) stream_.Replay();
+}
+
+void ClientSession::OnParameterStatus(std::string_view name, std::string_view value) {
+  // The client changed a reported setting with SET: it now wants it on every server.
+  std::string lower = Lower(name);
+  if (!IsReportedSetting(lower)) return;
+  wanted_.Set(lower, value);
+  if (server_) server_->settings().Set(lower, value);
+}
+
+void ClientSession::OnServerLost(const std::string& sqlstate, const std::string& message) {
+  server_ = nullptr;
+  if (state_ == State::kClosing) return;
+  // The transaction is gone with its backend; like Postgres after a backend crash, end the
+  // session so the application cannot mistake a lost transaction for a live one.
+  Terminate(sqlstate.c_str(), message);
+}
+
+void ClientSession::OnPreludeFailed(const std::string& sqlstate, const std::string& message,
+                                    int sync_points) {
+  server_ = nullptr;
+  state_ = State::kIdle;
+  std::string out;
+  protocol::AppendError(&out, "ERROR", sqlstate, message);
+  for (int i = 0; i < sync_points; ++i) protocol::AppendReadyForQuery(&out, 'I');
+  stream_.Write(out);
+  skip_until_sync_ = sync_points == 0;
+  stream_.StartReading();
+  stream_.Replay();
+}
+
+void ClientSession::ResumeReading() {
+  if (state_ == State::kActive) stream_.StartReading();
+}
+
+bool ClientSession::IdleInTransactionSince(uint64_t* since) const {
+  if (state_ != State::kActive || server_ == nullptr || !server_->idle_in_transaction()) return false;
+  *since = last_activity_ms_;
+  return true;
+}
+
+// ---------------------------------------------------------------- the end
+
+void ClientSession::Fail(const char* sqlstate, const std::string& message, const std::string& hint) {
+  if (state_ == State::kClosing) return;
+  LOG_INFO("client %llu (%s user %s): %s: %s", static_cast<unsigned long long>(id_), peer().c_str(),
+           user_.c_str(), sqlstate, message.c_str());
+  std::string out;
+  protocol::AppendError(&out, "FATAL", sqlstate, message, {}, hint);
+  stream_.Write(out);
+  Teardown();
+  stream_.CloseAfterWrite();
+}
+
+void ClientSession::Terminate(const char* sqlstate, const std::string& message) { Fail(sqlstate, message); }
+
+void ClientSession::Close() {
+  if (state_ == State::kClosing) return;
+  Teardown();
+  stream_.Close();
+}
+
+void ClientSession::Teardown() {
+  State was = state_;
+  state_ = State::kClosing;
+  if (waiting_in_ != nullptr && (was == State::kWaiting || was == State::kLoginWait)) {
+    waiting_in_->CancelWait(this);
+  }
+  waiting_in_ = nullptr;
+  if (server_ != nullptr) {
+    ServerSession* s = server_;
+    server_ = nullptr;
+    s->DetachAbandoned();
+  }
+  if (cancel_pid_ != 0) pooler_->UnregisterCancelKey(cancel_pid_);
+}
+
+void ClientSession::OnStreamEnd(int) { Close(); }
+
+void ClientSession::OnStreamWritable() {
+  if (server_) server_->ResumeReading();
+}
+
+void ClientSession::OnStreamClosed() {
+  pooler_->OnClientClosed(this);
+  delete this;
+}
+
+}  // namespace pgtenant::proxy

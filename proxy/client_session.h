@@ -1,0 +1,183 @@
+// ClientSession: one application connection and its state machine (style.md #5):
+// Startup -> Auth -> (LoginWait) -> Idle <-> Waiting <-> Active -> Closing.
+//
+// Startup parses the untyped first packet (SSLRequest, GSSENCRequest, CancelRequest, Startup);
+// Auth runs SCRAM-SHA-256, md5 or trust against auth.users; LoginWait waits for the pool's
+// backend parameters. Idle clients hold no server. Their first message of a transaction sends
+// them to Waiting (queued at their tenant's pool), then Active (linked to a ServerSession)
+// until the transaction ends (transaction mode) or the client leaves (session mode).
+//
+// Lifetime: owned by the Pooler's client set; frees itself after its handle closes.
+// Loop-affine.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <vector>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "conf/config.h"
+#include "protocol/frame_decoder.h"
+#include "protocol/scram.h"
+#include "proxy/pool.h"
+#include "proxy/session_settings.h"
+#include "proxy/stream.h"
+
+namespace pgtenant::proxy {
+
+class Pooler;
+class ServerSession;
+
+class ClientSession : public StreamHandler {
+ public:
+  enum class State { kStartup, kAuth, kLoginWait, kIdle, kWaiting, kActive, kClosing };
+
+  ClientSession(Pooler* pooler, uint64_t id);
+  ~ClientSession() override;
+
+  // REQUIRES: the listener accepted into tcp(). Starts reading the startup packet.
+  void Start();
+  Stream& stream() { return stream_; }
+  uint64_t id() const { return id_; }
+  State state() const { return state_; }
+  const std::string& user() const { return user_; }
+  const std::string& database() const { return database_; }
+  const std::optional<std::string>& tenant() const { return tenant_; }
+  const std::string& pool_name() const { return pool_name_; }
+  ServerSession* server() const { return server_; }
+  uint64_t connected_ms() const { return connected_ms_; }
+  uint64_t wait_started_ms() const { return wait_started_ms_; }
+  std::string peer() { return stream_.PeerName(); }
+  int32_t cancel_pid() const { return cancel_pid_; }
+  int32_t cancel_key() const { return cancel_key_; }
+  // True (with the time of the client's last message) when the client holds a server in an
+  // open transaction and is not running anything: the idle_transaction timeout applies.
+  bool IdleInTransactionSince(uint64_t* since) const;
+
+  // Called by Pool.
+  void OnServerAssigned(ServerSession* server);
+  void OnServerUnavailable(const std::string& sqlstate, const std::string& message);
+  std::list<ClientSession*>::iterator& wait_position() { return wait_position_; }
+
+  // Called by ServerSession.
+  void ForwardFromServer(std::span<const uint8_t> bytes) { stream_.Write(bytes); }
+  bool write_backlogged() const { return stream_.over_high_water(); }
+  void OnTransactionDone();          // transaction mode: the server was released
+  void OnServerLost(const std::string& sqlstate, const std::string& message);
+  void OnParameterStatus(std::string_view name, std::string_view value);
+  void ResumeReading();
+  // The prelude failed: the client's statements were skipped by the server.
+  void OnPreludeFailed(const std::string& sqlstate, const std::string& message, int sync_points);
+
+  // Sends a FATAL error and closes (shutdown, timeouts, kill).
+  void Terminate(const char* sqlstate, const std::string& message);
+  // Closes without a word (peer already gone).
+  void Close();
+
+  // StreamHandler
+  size_t OnStreamData(std::span<const uint8_t> data) override;
+  void OnStreamEnd(int status) override;
+  void OnStreamWritable() override;
+  void OnStreamClosed() override;
+
+ private:
+  size_t HandleStartup(std::span<const uint8_t> data);
+  bool HandleStartupPacket(std::span<const uint8_t> payload);
+  size_t HandleAuth(std::span<const uint8_t> data);
+  bool HandlePassword(std::span<const uint8_t> payload);
+  void AuthSucceeded();
+  void FinishLogin(const Pool& pool);
+  size_t HandleIdle(std::span<const uint8_t> data);
+  size_t HandleActive(std::span<const uint8_t> data);
+  void AddStartupSetting(const std::string& name, const std::string& value);
+  void StartAuth();
+  Pool* LoginPool();
+  // Queues for a server; false when refused (the error is sent and the batch skipped).
+  bool RequestServer();
+  void Fail(const char* sqlstate, const std::string& message, const std::string& hint = {});
+  Pool* ResolvePool(std::string* sqlstate, std::string* message);
+  // Leaves the pool queue, gives back the server and the cancel key; enters Closing.
+  void Teardown();
+  // Writes the prelude that makes the linked server hold this client's tenant and settings.
+  void SendPrelude(bool as_query);
+  // Keeps the server's sync-point bookkeeping for a message forwarded to it.
+  void NoteSent(char type);
+
+  // ---- tenancy (client_tenancy.cc): statements that change the tenant (product.md section 3)
+  enum class Verdict { kForward, kAnswered, kReplaced };
+  // Looks at one client message. `server_clean`: no transaction is open and nothing is in
+  // flight, so pgtenant may answer in order without a server. kAnswered: the responses are
+  // written; kReplaced: `replacement` goes to the server instead of the message.
+  Verdict InspectForTenancy(const protocol::Frame& f, bool server_clean, std::string* replacement);
+  Verdict InspectQuery(std::string_view sql, bool server_clean, std::string* replacement);
+  Verdict InspectParse(const protocol::Frame& f, bool server_clean, std::string* replacement);
+  Verdict InspectLocalReference(const protocol::Frame& f, bool server_clean, std::string* replacement);
+  // Validates and applies a session-level tenant change (routing follows at the next
+  // transaction). Returns the error to report, if any.
+  Status ChangeTenant(const std::optional<std::string>& tenant);
+  // SQL that makes the server raise the given error, so that a refusal inside a transaction
+  // aborts it exactly as a Postgres error would.
+  static std::string RefusalSql(const Status& error);
+  void AnswerError(const Status& error, bool with_ready);
+  bool user_may_act_as_any_tenant() const;
+
+  // Tenant statements answered by pgtenant over the extended protocol, by statement name, and
+  // their bound portals (a portal lives until the Sync that ends its batch).
+  struct LocalStatement {
+    std::string query;
+    std::vector<int32_t> param_types;
+    int kind = 0;  // routing::StatementKind
+    std::string value;
+    int param_index = 0;
+  };
+  struct LocalPortal {
+    const LocalStatement* statement = nullptr;
+    std::optional<std::string> value;
+  };
+  struct LocalState {
+    std::map<std::string, LocalStatement, std::less<>> statements;
+    std::map<std::string, LocalPortal, std::less<>> portals;
+  };
+  LocalState& local() {
+    if (!local_) local_ = std::make_unique<LocalState>();
+    return *local_;
+  }
+
+  Pooler* pooler_;
+  uint64_t id_;
+  State state_ = State::kStartup;
+  Stream stream_;
+  uint64_t connected_ms_;
+  uint64_t wait_started_ms_ = 0;
+  std::string user_;
+  std::string database_;
+  std::optional<std::string> tenant_;
+  std::optional<std::string> startup_tenant_;
+  std::string pool_name_;
+  SessionSettings wanted_;  // tenant and settings this client's session must have
+  ServerSession* server_ = nullptr;
+  Pool* waiting_in_ = nullptr;
+  std::list<ClientSession*>::iterator wait_position_;
+  int32_t cancel_pid_ = 0;
+  int32_t cancel_key_ = 0;
+  bool skip_until_sync_ = false;
+  bool admin_ = false;
+  bool in_data_callback_ = false;    // Replay() must wait until OnStreamData returns
+  bool first_needs_own_txn_ = false; // the waiting statement refuses to run in a pipeline
+  uint64_t last_activity_ms_ = 0;
+  Status deferred_error_;            // a startup problem reported after authentication
+  bool prelude_pending_ = false;     // session mode: the tenant changed while a server is held
+  std::unique_ptr<LocalState> local_;  // allocated on first use only
+  // Authentication in progress.
+  std::unique_ptr<protocol::ScramServerExchange> scram_;
+  std::string md5_salt_;
+  bool scram_first_done_ = false;
+  bool auth_user_known_ = false;
+};
+
+}  // namespace pgtenant::proxy

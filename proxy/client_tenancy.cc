@@ -1,0 +1,372 @@
+// ClientSession's handling of statements that change the tenant (product.md section 3, source
+// `set`). Outside a transaction pgtenant answers them itself with exactly what Postgres would
+// send, so a tenant switch costs no server round trip and the next transaction is routed to
+// the new tenant's pool. Inside a transaction a session-level switch is refused by making the
+// server raise the error, so the transaction aborts as it would on Postgres.
+#include <algorithm>
+
+#include "protocol/messages.h"
+#include "proxy/client_session.h"
+#include "proxy/log.h"
+#include "proxy/pooler.h"
+#include "proxy/server_session.h"
+#include "routing/statement_classifier.h"
+#include "routing/tenant_source.h"
+#include "routing/transaction_rules.h"
+
+namespace pgtenant::proxy {
+
+using routing::StatementKind;
+namespace fe = protocol::fe;
+
+namespace {
+
+std::string_view AsView(std::span<const uint8_t> s) {
+  return std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
+}
+
+// Query payloads end with the NUL of the C string.
+std::string_view QueryText(std::span<const uint8_t> payload) {
+  std::string_view sql = AsView(payload);
+  if (!sql.empty() && sql.back() == '\0') sql.remove_suffix(1);
+  return sql;
+}
+
+bool IsSessionChange(StatementKind k) {
+  return k == StatementKind::kSetTenant || k == StatementKind::kResetTenant ||
+         k == StatementKind::kSetConfigTenant;
+}
+
+bool IsLocalChange(StatementKind k) {
+  return k == StatementKind::kSetLocalTenant || k == StatementKind::kSetConfigLocalTenant;
+}
+
+bool SetSourceAllowed(const conf::Config& cfg) {
+  return std::find(cfg.tenancy.sources.begin(), cfg.tenancy.sources.end(), conf::TenantSource::kSet) !=
+         cfg.tenancy.sources.end();
+}
+
+}  // namespace
+
+bool ClientSession::user_may_act_as_any_tenant() const {
+  const conf::Config& cfg = pooler_->config();
+  auto it = cfg.auth.users.find(user_);
+  return cfg.auth.type == conf::AuthType::kTrust && it == cfg.auth.users.end()
+             ? true
+             : it != cfg.auth.users.end() && it->second.any_tenant;
+}
+
+std::string ClientSession::RefusalSql(const Status& error) {
+  std::string message;
+  for (char c : error.message()) {
+    if (c == '\'') message += "''";
+    else if (c != '$' && c != '\0') message += c;  // '$' could close the dollar quote
+  }
+  return "DO $pgtenant$BEGIN RAISE EXCEPTION USING ERRCODE = '" + error.sqlstate() + "', MESSAGE = '" +
+         message + "'; END$pgtenant$";
+}
+
+void ClientSession::AnswerError(const Status& error, bool with_ready) {
+  std::string out;
+  protocol::AppendError(&out, "ERROR", error.sqlstate(), error.message());
+  if (with_ready) {
+    protocol::AppendReadyForQuery(&out, 'I');
+  } else {
+    skip_until_sync_ = true;  // extended protocol: skip to the Sync, as Postgres does
+  }
+  stream_.Write(out);
+}
+
+Status ClientSession::ChangeTenant(const std::optional<std::string>& tenant) {
+  const conf::Config& cfg = pooler_->config();
+  if (tenant) {
+    Status s = routing::CheckTenantAllowed(cfg, pooler_->routes().validator(), user_, *tenant,
+                                           routing::TenantCheckPhase::kSet);
+    if (!s.ok()) return s;
+  }
+  if (tenant != tenant_) {
+    LOG_DEBUG("client %llu: tenant %s -> %s", static_cast<unsigned long long>(id_),
+              tenant_ ? tenant_->c_str() : "(none)", tenant ? tenant->c_str() : "(none)");
+  }
+  tenant_ = tenant;
+  wanted_.tenant = tenant;
+  if (server_ != nullptr) {
+    // Session mode holds a server between transactions. Another pool's tenant must not run
+    // on it: give it back (reset) and take one of the new pool at the next statement.
+    const std::string* pool = tenant ? pooler_->routes().PoolFor(*tenant) : &cfg.tenancy.default_pool.value();
+    if (pool == nullptr || *pool != server_->pool()->name()) {
+      ServerSession* s = server_;
+      server_ = nullptr;
+      state_ = State::kIdle;
+      s->DetachSessionEnd();
+    } else {
+      prelude_pending_ = true;
+    }
+  }
+  return Status::Ok();
+}
+
+ClientSession::Verdict ClientSession::InspectForTenancy(const protocol::Frame& f, bool server_clean,
+                                                        std::string* replacement) {
+  switch (f.type) {
+    case fe::kQuery:
+      return InspectQuery(QueryText(f.payload), server_clean, replacement);
+    case fe::kParse:
+      return InspectParse(f, server_clean, replacement);
+    case fe::kBind:
+    case fe::kDescribe:
+    case fe::kExecute:
+    case fe::kClose:
+      if (!local_) return Verdict::kForward;
+      return InspectLocalReference(f, server_clean, replacement);
+    case fe::kSync:
+      if (local_) local_->portals.clear();  // portals end with their batch
+      return Verdict::kForward;
+    default:
+      return Verdict::kForward;
+  }
+}
+
+ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool server_clean,
+                                                   std::string* replacement) {
+  const conf::Config& cfg = pooler_->config();
+  const std::string& var = cfg.tenancy.variable;
+  if (!routing::MightTouchTenant(sql, var)) return Verdict::kForward;
+  std::vector<routing::ClassifiedStatement> stmts = routing::ClassifyQuery(sql, var);
+  bool resets = false, mentions = false;
+  for (const auto& st : stmts) {
+    resets |= st.kind == StatementKind::kResetAll || st.kind == StatementKind::kDiscardAll;
+    mentions |= st.kind != StatementKind::kOther && st.kind != StatementKind::kBegin &&
+                st.kind != StatementKind::kCommitOrRollback && st.kind != StatementKind::kResetAll &&
+                st.kind != StatementKind::kDiscardAll;
+  }
+  if (!resets && !mentions) return Verdict::kForward;
+  auto refuse = [&](const Status& error) {
+    if (server_clean) {
+      AnswerError(error, /*with_ready=*/true);
+      return Verdict::kAnswered;
+    }
+    protocol::AppendQuery(replacement, RefusalSql(error));
+    return Verdict::kReplaced;
+  };
+  if (mentions && !SetSourceAllowed(cfg)) {
+    return refuse(Status::InsufficientPrivilege("changing " + var + " with SQL is not allowed: tenancy.sources does not include set"));
+  }
+  if (stmts.size() == 1) {
+    const routing::ClassifiedStatement& st = stmts.front();
+    if (IsSessionChange(st.kind)) {
+      std::optional<std::string> target = st.kind == StatementKind::kResetTenant ? startup_tenant_
+                                                                                 : std::optional<std::string>(st.value);
+      if (!server_clean) {
+        if (target == tenant_) return Verdict::kForward;  // no change: harmless on the server
+        return refuse(Status::ActiveTransaction(
+            "cannot change " + var + " inside a transaction block; COMMIT or ROLLBACK first, or use SET LOCAL for a tenant of the same pool"));
+      }
+      Status s = ChangeTenant(target);
+      if (!s.ok()) return refuse(s);
+      std::string out;
+      if (st.kind == StatementKind::kSetConfigTenant) {
+        protocol::AppendTextRowDescription(&out, "set_config");
+        protocol::AppendTextDataRow(&out, st.value);
+        protocol::AppendCommandComplete(&out, "SELECT 1");
+      } else {
+        protocol::AppendCommandComplete(&out, routing::FirstKeyword(sql) == "reset" ? "RESET" : "SET");
+      }
+      protocol::AppendReadyForQuery(&out, 'I');
+      stream_.Write(out);
+      return Verdict::kAnswered;
+    }
+    if (IsLocalChange(st.kind) && server_ != nullptr && server_->in_transaction_block()) {
+      if (st.value_is_param || st.is_default) return Verdict::kForward;
+      Status s = routing::CheckTenantAllowed(cfg, pooler_->routes().validator(), user_, st.value,
+                                             routing::TenantCheckPhase::kSet);
+      if (!s.ok()) return refuse(s);
+      const std::string* pool = pooler_->routes().PoolFor(st.value);
+      if (pool == nullptr || *pool != server_->pool()->name()) {
+        return refuse(Status::ActiveTransaction("tenant \"" + st.value + "\" is served by pool \"" +
+                                                (pool ? *pool : std::string("?")) +
+                                                "\", not by this transaction's pool \"" +
+                                                server_->pool()->name() + "\"; change tenants between transactions"));
+      }
+      return Verdict::kForward;
+    }
+  }
+  if (mentions && !user_may_act_as_any_tenant()) {
+    return refuse(Status::InsufficientPrivilege(
+        "user \"" + user_ + "\" may only act as its configured tenants; statements that change " + var +
+        " in another form are refused (use SET " + var + " = '...' on its own)"));
+  }
+  if (resets) {
+    // RESET ALL and DISCARD ALL return the tenant to the one given at startup; the server's
+    // settings are reset too, so the next prelude sets everything again.
+    tenant_ = startup_tenant_;
+    wanted_.tenant = startup_tenant_;
+    if (server_ != nullptr) server_->settings().Clear();
+  }
+  if (mentions && server_ != nullptr) server_->settings().tenant_unknown = true;
+  return Verdict::kForward;
+}
+
+ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, bool server_clean,
+                                                   std::string* replacement) {
+  protocol::ParseMessage parse;
+  if (!protocol::ParseParseMessage(f.payload, &parse)) return Verdict::kForward;  // the server says 08P01
+  if (local_) local_->statements.erase(std::string(parse.statement));
+  const conf::Config& cfg = pooler_->config();
+  const std::string& var = cfg.tenancy.variable;
+  if (!routing::MightTouchTenant(parse.query, var)) return Verdict::kForward;
+  std::vector<routing::ClassifiedStatement> stmts = routing::ClassifyQuery(parse.query, var);
+  if (stmts.size() != 1) return Verdict::kForward;  // the server refuses several commands in a Parse
+  const routing::ClassifiedStatement& st = stmts.front();
+  if (!IsSessionChange(st.kind)) {
+    if (st.kind == StatementKind::kMentionsTenant && !user_may_act_as_any_tenant()) {
+      Status error = Status::InsufficientPrivilege("user \"" + user_ + "\" may only act as its configured tenants");
+      if (server_clean) {
+        AnswerError(error, false);
+        return Verdict::kAnswered;
+      }
+      protocol::AppendParse(replacement, RefusalSql(error));
+      return Verdict::kReplaced;
+    }
+    return Verdict::kForward;
+  }
+  if (!SetSourceAllowed(cfg)) {
+    Status error = Status::InsufficientPrivilege("changing " + var + " with SQL is not allowed: tenancy.sources does not include set");
+    if (server_clean) {
+      AnswerError(error, false);
+      return Verdict::kAnswered;
+    }
+    protocol::AppendParse(replacement, RefusalSql(error));
+    return Verdict::kReplaced;
+  }
+  // Remembered and answered here; applied when a portal of it is executed.
+  LocalStatement ls;
+  ls.query = std::string(parse.query);
+  ls.param_types = parse.param_types;
+  ls.kind = static_cast<int>(st.kind);
+  ls.value = st.value;
+  ls.param_index = st.value_is_param ? st.param_index : 0;
+  std::string name(parse.statement);
+  local().statements[name] = std::move(ls);
+  if (server_clean) {
+    std::string out;
+    protocol::AppendParseComplete(&out);
+    stream_.Write(out);
+    return Verdict::kAnswered;
+  }
+  // In a transaction (or behind other work) the answer would overtake the server's: let the
+  // server prepare it, as it is; executing it there is refused below.
+  local_->statements.erase(name);
+  return Verdict::kForward;
+}
+
+ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Frame& f, bool server_clean,
+                                                            std::string* replacement) {
+  LocalState& loc = *local_;
+  std::string out;
+  if (f.type == fe::kBind) {
+    protocol::BindMessage bind;
+    if (!protocol::ParseBindMessage(f.payload, &bind)) return Verdict::kForward;
+    auto it = loc.statements.find(bind.statement);
+    if (it == loc.statements.end()) {
+      loc.portals.erase(std::string(bind.portal));
+      return Verdict::kForward;
+    }
+    if (!server_clean) {
+      // The server must know the statement before this Bind: prepare it there first, and
+      // drop the ParseComplete the client does not expect.
+      std::string parse;
+      protocol::AppendParse(&parse, it->first, it->second.query, it->second.param_types);
+      replacement->append(parse);
+      replacement->append(reinterpret_cast<const char*>(f.payload.data()) - 5, f.total_size);
+      server_->SwallowParseCompletes(1);
+      server_->settings().tenant_unknown = true;
+      loc.statements.erase(it);
+      return Verdict::kReplaced;
+    }
+    LocalPortal portal;
+    portal.statement = &it->second;
+    int n = it->second.param_index;
+    if (n > 0) {
+      if (n > static_cast<int>(bind.params.size())) {
+        AnswerError(Status::ProtocolViolation("bind message supplies " + std::to_string(bind.params.size()) +
+                                              " parameters, but prepared statement requires " + std::to_string(n)),
+                    false);
+        return Verdict::kAnswered;
+      }
+      if (bind.params[n - 1]) portal.value = std::string(*bind.params[n - 1]);
+    } else if (static_cast<StatementKind>(it->second.kind) != StatementKind::kResetTenant) {
+      portal.value = it->second.value;
+    }
+    loc.portals[std::string(bind.portal)] = portal;
+    protocol::AppendBindComplete(&out);
+    stream_.Write(out);
+    return Verdict::kAnswered;
+  }
+  if (f.type == fe::kExecute) {
+    std::string_view name;
+    int32_t max_rows;
+    if (!protocol::ParseExecuteMessage(f.payload, &name, &max_rows)) return Verdict::kForward;
+    auto it = loc.portals.find(name);
+    if (it == loc.portals.end()) return Verdict::kForward;
+    if (!server_clean) {
+      // Out of order with the server's answers; the portal does not exist there.
+      return Verdict::kForward;
+    }
+    auto kind = static_cast<StatementKind>(it->second.statement->kind);
+    std::optional<std::string> target = kind == StatementKind::kResetTenant ? startup_tenant_ : it->second.value;
+    Status s = ChangeTenant(target);
+    if (!s.ok()) {
+      AnswerError(s, false);
+      return Verdict::kAnswered;
+    }
+    if (kind == StatementKind::kSetConfigTenant) {
+      protocol::AppendTextDataRow(&out, it->second.value.value_or(""));
+      protocol::AppendCommandComplete(&out, "SELECT 1");
+    } else {
+      protocol::AppendCommandComplete(
+          &out, routing::FirstKeyword(it->second.statement->query) == "reset" ? "RESET" : "SET");
+    }
+    stream_.Write(out);
+    return Verdict::kAnswered;
+  }
+  protocol::TargetMessage target;
+  if (!protocol::ParseTargetMessage(f.payload, &target)) return Verdict::kForward;
+  const LocalStatement* stmt = nullptr;
+  if (target.kind == 'S') {
+    auto it = loc.statements.find(target.name);
+    if (it != loc.statements.end()) stmt = &it->second;
+  } else {
+    auto it = loc.portals.find(target.name);
+    if (it != loc.portals.end()) stmt = it->second.statement;
+  }
+  if (stmt == nullptr || !server_clean) return Verdict::kForward;
+  if (f.type == fe::kClose) {
+    if (target.kind == 'S') {
+      loc.statements.erase(std::string(target.name));
+    } else {
+      loc.portals.erase(std::string(target.name));
+    }
+    protocol::AppendCloseComplete(&out);
+    stream_.Write(out);
+    return Verdict::kAnswered;
+  }
+  bool is_select = static_cast<StatementKind>(stmt->kind) == StatementKind::kSetConfigTenant;
+  if (target.kind == 'S') {
+    std::vector<int32_t> types = stmt->param_types;
+    if (static_cast<int>(types.size()) < stmt->param_index) types.resize(stmt->param_index, 0);
+    for (int32_t& t : types) {
+      if (t == 0) t = 25;  // an unspecified parameter of set_config is text
+    }
+    protocol::AppendParameterDescription(&out, types);
+  }
+  if (is_select) {
+    protocol::AppendTextRowDescription(&out, "set_config");
+  } else {
+    protocol::AppendNoData(&out);
+  }
+  stream_.Write(out);
+  return Verdict::kAnswered;
+}
+
+}  // namespace pgtenant::proxy

@@ -1,0 +1,278 @@
+#include "proxy/pooler.h"
+
+#include <sys/resource.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <unistd.h>
+#include <vector>
+
+#include "conf/loader.h"
+#include "protocol/md5_auth.h"
+#include "proxy/cancel.h"
+#include "proxy/client_session.h"
+#include "proxy/log.h"
+#include "proxy/server_session.h"
+
+namespace pgtenant::proxy {
+namespace {
+constexpr uint64_t kJanitorIntervalMs = 100;
+constexpr int kListenBacklog = 4096;
+constexpr int kScramIterations = 4096;
+}  // namespace
+
+uint64_t NowMs() { return uv_hrtime() / 1000000; }
+
+Pooler::Pooler(uv_loop_t* loop, conf::ConfigPtr config) : loop_(loop) {
+  dummy_verifier_ = protocol::MakeScramVerifier(protocol::RandomBytes(16), protocol::RandomBytes(16),
+                                                kScramIterations);
+  ApplyConfig(std::move(config));
+}
+
+Pooler::~Pooler() = default;
+
+void Pooler::ApplyConfig(conf::ConfigPtr config) {
+  // SCRAM verifiers: a stored verifier is parsed; a plain-text password is derived once here,
+  // never per login (PBKDF2 would stall the loop during a connection storm).
+  std::unordered_map<std::string, protocol::ScramVerifier> verifiers;
+  for (const auto& [name, user] : config->auth.users) {
+    if (protocol::IsScramVerifier(user.password)) {
+      auto v = protocol::ParseScramVerifier(user.password);
+      if (v.ok()) verifiers.emplace(name, *v);
+      continue;
+    }
+    if (user.password.empty() || protocol::IsMd5Hash(user.password)) continue;
+    bool same = config_ && config_->auth.users.count(name) &&
+                config_->auth.users.at(name).password == user.password && verifiers_.count(name);
+    verifiers.emplace(name, same ? verifiers_.at(name)
+                                 : protocol::MakeScramVerifier(user.password, protocol::RandomBytes(16),
+                                                               kScramIterations));
+  }
+  verifiers_ = std::move(verifiers);
+  routes_ = routing::RoutingTable::Build(*config);
+  for (const auto& [name, pool_cfg] : config->pools) {
+    auto it = pools_.find(name);
+    if (it != pools_.end()) {
+      it->second->UpdateConfig(pool_cfg);
+    } else {
+      auto rit = retired_pools_.find(name);
+      if (rit != retired_pools_.end()) {
+        LOG_INFO("pool %s: removed and added back; the old one keeps draining", name.c_str());
+      }
+      pools_.emplace(name, std::make_unique<Pool>(this, pool_cfg));
+    }
+  }
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    if (config->pools.count(it->first)) {
+      ++it;
+      continue;
+    }
+    LOG_INFO("pool %s: removed from the config; draining", it->first.c_str());
+    it->second->Retire();
+    std::string key = it->first + "#" + std::to_string(NowMs());
+    retired_pools_.emplace(key, std::move(it->second));
+    it = pools_.erase(it);
+  }
+  config_ = std::move(config);
+}
+
+Status Pooler::Start() {
+  const conf::Listen& l = config_->listen;
+  sockaddr_storage addr;
+  if (uv_ip4_addr(l.host.c_str(), l.port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+      uv_ip6_addr(l.host.c_str(), l.port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+    return Status::Error("F0000", "listen.host \"" + l.host + "\" is not an IP address");
+  }
+  uv_tcp_init(loop_, &listener_);
+  listener_.data = this;
+  int rc = uv_tcp_bind(&listener_, reinterpret_cast<sockaddr*>(&addr), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), kListenBacklog, OnConnection);
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    return Status::Error("F0000", "cannot listen on " + l.host + ":" + std::to_string(l.port) + ": " +
+                                      uv_strerror(rc));
+  }
+  for (auto* sig : {&sigterm_, &sigint_, &sighup_}) {
+    uv_signal_init(loop_, sig);
+    sig->data = this;
+  }
+  uv_signal_start(&sigterm_, OnSignal, SIGTERM);
+  uv_signal_start(&sigint_, OnSignal, SIGINT);
+  uv_signal_start(&sighup_, OnSignal, SIGHUP);
+  uv_timer_init(loop_, &janitor_);
+  janitor_.data = this;
+  uv_timer_start(&janitor_, OnJanitor, kJanitorIntervalMs, kJanitorIntervalMs);
+  LOG_INFO("pgtenant listening on %s:%d with %zu pool(s)", l.host.c_str(), l.port, pools_.size());
+  return Status::Ok();
+}
+
+Pool* Pooler::FindPool(const std::string& name) {
+  auto it = pools_.find(name);
+  return it == pools_.end() ? nullptr : it->second.get();
+}
+
+const protocol::ScramVerifier* Pooler::VerifierFor(const std::string& user) const {
+  auto it = verifiers_.find(user);
+  return it == verifiers_.end() ? nullptr : &it->second;
+}
+
+void Pooler::OnConnection(uv_stream_t* server, int status) {
+  auto* self = static_cast<Pooler*>(server->data);
+  if (status < 0) return;
+  auto* client = new ClientSession(self, self->next_client_id_++);
+  if (uv_accept(server, client->stream().uv_stream()) != 0) {
+    client->Close();
+    return;
+  }
+  self->clients_.insert(client);
+  if (self->shutting_down_) {
+    client->Terminate("57P01", "pgtenant is shutting down");
+    return;
+  }
+  if (static_cast<int>(self->clients_.size()) > self->config_->listen.max_client_connections) {
+    client->Terminate("53300", "sorry, too many clients already (listen.max_client_connections = " +
+                                   std::to_string(self->config_->listen.max_client_connections) + ")");
+    return;
+  }
+  client->Start();
+}
+
+void Pooler::RegisterCancelKey(ClientSession* client, int32_t* pid, int32_t* key) {
+  // Pids only need to be unique among live clients; skip any still in use after wrapping.
+  do {
+    *pid = next_cancel_pid_++;
+    if (next_cancel_pid_ <= 0) next_cancel_pid_ = 1;
+  } while (cancel_keys_.count(*pid));
+  std::string random = protocol::RandomBytes(4);
+  std::memcpy(key, random.data(), 4);
+  cancel_keys_[*pid] = client;
+}
+
+void Pooler::UnregisterCancelKey(int32_t pid) { cancel_keys_.erase(pid); }
+
+void Pooler::HandleCancelRequest(int32_t pid, int32_t key) {
+  auto it = cancel_keys_.find(pid);
+  if (it == cancel_keys_.end() || it->second->cancel_key() != key) {
+    LOG_DEBUG("cancel request for an unknown key ignored");
+    return;
+  }
+  ServerSession* server = it->second->server();
+  // Only the server running this client's transaction is cancelled; an idle client has no
+  // query to cancel, as with Postgres.
+  if (server == nullptr || server->backend_pid() == 0) return;
+  SendCancelToBackend(loop_, server->backend_addr(), server->backend_pid(), server->backend_key());
+}
+
+void Pooler::OnClientClosed(ClientSession* client) {
+  clients_.erase(client);
+  if (shutting_down_) FinishShutdownIfIdle();
+}
+
+void Pooler::OnPoolDrained() {
+  for (auto it = retired_pools_.begin(); it != retired_pools_.end(); ++it) {
+    if (it->second->Drained()) {
+      LOG_INFO("pool %s drained", it->second->name().c_str());
+    }
+  }
+  // Freed later by the janitor: this call comes from inside one of the pool's servers.
+}
+
+void Pooler::OnSignal(uv_signal_t* handle, int signum) {
+  auto* self = static_cast<Pooler*>(handle->data);
+  if (signum == SIGHUP) {
+    Status s = self->Reload();
+    (void)s;
+    return;
+  }
+  if (signum == SIGINT && ++self->sigint_count_ >= 2) {
+    LOG_WARNING("second SIGINT: exiting at once");
+    _exit(1);
+  }
+  LOG_INFO("%s: shutting down gracefully", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  self->BeginShutdown();
+}
+
+Status Pooler::Reload() {
+  conf::LoadResult r = conf::LoadConfigFile(config_->source_path);
+  for (const auto& d : r.diagnostics) {
+    LOG_WARNING("reload: %s", conf::FormatDiagnostic(d, config_->source_path).c_str());
+  }
+  if (!r.ok()) {
+    LOG_ERROR("reload: the new config is invalid; nothing changed");
+    return Status::Error("F0000", "invalid config: nothing changed");
+  }
+  if (r.config->listen.host != config_->listen.host || r.config->listen.port != config_->listen.port) {
+    LOG_WARNING("reload: listen.host/port changed; that needs a restart and is ignored until then");
+  }
+  ApplyConfig(r.config);
+  LOG_INFO("reload: config applied");
+  return Status::Ok();
+}
+
+void Pooler::OnJanitor(uv_timer_t* timer) { static_cast<Pooler*>(timer->data)->Maintain(); }
+
+void Pooler::Maintain() {
+  uint64_t now = NowMs();
+  const conf::Timeouts& t = config_->timeouts;
+  for (auto& [name, pool] : pools_) pool->Maintain(now);
+  for (auto it = retired_pools_.begin(); it != retired_pools_.end();) {
+    it->second->Maintain(now);
+    if (it->second->Drained()) {
+      it = retired_pools_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::vector<std::pair<ClientSession*, int>> expired;  // 1 = login, 2 = idle in transaction
+  for (ClientSession* c : clients_) {
+    auto st = c->state();
+    bool logging_in = st == ClientSession::State::kStartup || st == ClientSession::State::kAuth ||
+                      st == ClientSession::State::kLoginWait;
+    if (logging_in && t.client_login > 0 && now - c->connected_ms() > static_cast<uint64_t>(t.client_login)) {
+      expired.emplace_back(c, 1);
+    }
+    uint64_t since;
+    if (t.idle_transaction > 0 && c->IdleInTransactionSince(&since) &&
+        now - since > static_cast<uint64_t>(t.idle_transaction)) {
+      expired.emplace_back(c, 2);
+    }
+  }
+  for (auto& [c, why] : expired) {
+    if (why == 1) {
+      c->Terminate("08006", "canceling authentication due to timeout (timeouts.client_login)");
+    } else {
+      c->Terminate("25P03", "terminating connection due to idle-in-transaction timeout (timeouts.idle_transaction)");
+    }
+  }
+  if (shutting_down_ && t.shutdown > 0 && now - shutdown_started_ms_ > static_cast<uint64_t>(t.shutdown)) {
+    std::vector<ClientSession*> all(clients_.begin(), clients_.end());
+    for (ClientSession* c : all) c->Terminate("57P01", "terminating connection: pgtenant shutdown timeout");
+    FinishShutdownIfIdle();
+  }
+}
+
+void Pooler::BeginShutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  shutdown_started_ms_ = NowMs();
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  // Clients outside a transaction go now; the others when their transaction ends.
+  std::vector<ClientSession*> all(clients_.begin(), clients_.end());
+  for (ClientSession* c : all) {
+    if (c->state() != ClientSession::State::kActive) c->Terminate("57P01", "pgtenant is shutting down");
+  }
+  FinishShutdownIfIdle();
+}
+
+void Pooler::FinishShutdownIfIdle() {
+  if (!clients_.empty() || stopped_) return;
+  stopped_ = true;
+  for (auto& [name, pool] : pools_) pool->CloseIdleServers();
+  for (auto& [name, pool] : retired_pools_) pool->CloseIdleServers();
+  uv_timer_stop(&janitor_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&janitor_), nullptr);
+  for (auto* sig : {&sigterm_, &sigint_, &sighup_}) uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);
+  LOG_INFO("all clients gone; closing server connections");
+}
+
+}  // namespace pgtenant::proxy

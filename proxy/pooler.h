@@ -1,0 +1,96 @@
+// Pooler: the running proxy. Owns the loop's listener, signal and janitor handles, the current
+// config snapshot, the pools and the client sessions, and the cancel-key registry.
+//
+// Config is a frozen snapshot (conf::ConfigPtr) swapped whole on reload; sessions read it
+// through config() and never keep references across callbacks.
+// Loop-affine: one event-loop thread does everything.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "conf/config.h"
+#include "protocol/scram.h"
+#include "protocol/status.h"
+#include "proxy/pool.h"
+#include "routing/routing_table.h"
+#include "routing/tenant_source.h"
+
+namespace pgtenant::proxy {
+
+class ClientSession;
+
+// Milliseconds on the loop's clock.
+uint64_t NowMs();
+
+class Pooler {
+ public:
+  Pooler(uv_loop_t* loop, conf::ConfigPtr config);
+  ~Pooler();
+
+  // Binds the listener and installs signal handlers and the janitor. Then run the loop.
+  Status Start();
+
+  uv_loop_t* loop() const { return loop_; }
+  const conf::Config& config() const { return *config_; }
+  const conf::ConfigPtr& config_ptr() const { return config_; }
+  const routing::RoutingTable& routes() const { return *routes_; }
+
+  Pool* FindPool(const std::string& name);
+  const std::map<std::string, std::unique_ptr<Pool>>& pools() const { return pools_; }
+  const std::unordered_set<ClientSession*>& clients() const { return clients_; }
+
+  // SCRAM verifier for an auth user (derived once per config load); null if unknown.
+  const protocol::ScramVerifier* VerifierFor(const std::string& user) const;
+  // A random verifier for unknown users, so that their exchange fails only at the end.
+  const protocol::ScramVerifier& DummyVerifier() const { return dummy_verifier_; }
+
+  // Cancel keys handed to clients as their BackendKeyData.
+  void RegisterCancelKey(ClientSession* client, int32_t* pid, int32_t* key);
+  void UnregisterCancelKey(int32_t pid);
+  void HandleCancelRequest(int32_t pid, int32_t key);
+
+  void OnClientClosed(ClientSession* client);
+  void OnPoolDrained();
+
+  // Reload from config_->source_path; returns the diagnostics text on failure.
+  Status Reload();
+  void BeginShutdown();
+  bool shutting_down() const { return shutting_down_; }
+
+ private:
+  static void OnConnection(uv_stream_t* server, int status);
+  static void OnSignal(uv_signal_t* handle, int signum);
+  static void OnJanitor(uv_timer_t* timer);
+  void Maintain();
+  void ApplyConfig(conf::ConfigPtr config);
+  void FinishShutdownIfIdle();
+  void StopLoop();
+
+  uv_loop_t* loop_;
+  conf::ConfigPtr config_;
+  std::shared_ptr<const routing::RoutingTable> routes_;
+  std::unordered_map<std::string, protocol::ScramVerifier> verifiers_;
+  protocol::ScramVerifier dummy_verifier_;
+  std::map<std::string, std::unique_ptr<Pool>> pools_;
+  std::map<std::string, std::unique_ptr<Pool>> retired_pools_;
+  std::unordered_set<ClientSession*> clients_;
+  std::unordered_map<int32_t, ClientSession*> cancel_keys_;
+  int32_t next_cancel_pid_ = 1;
+  uint64_t next_client_id_ = 1;
+  uv_tcp_t listener_;
+  uv_signal_t sigterm_, sigint_, sighup_;
+  uv_timer_t janitor_;
+  bool shutting_down_ = false;
+  bool stopped_ = false;
+  uint64_t shutdown_started_ms_ = 0;
+  int sigint_count_ = 0;
+};
+
+}  // namespace pgtenant::proxy

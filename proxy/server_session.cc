@@ -1,0 +1,510 @@
+#include "proxy/server_session.h"
+
+#include <cstring>
+
+#include "protocol/byte_reader.h"
+#include "protocol/md5_auth.h"
+#include "protocol/messages.h"
+#include "proxy/client_session.h"
+#include "proxy/log.h"
+#include "proxy/pooler.h"
+
+namespace pgtenant::proxy {
+
+using protocol::DecodeStatus;
+using protocol::Frame;
+namespace be = protocol::be;
+
+namespace {
+// Backends may send large rows; Postgres caps a message at 1 GB.
+constexpr uint32_t kMaxBackendMessage = 1u << 30;
+
+std::string_view AsView(std::span<const uint8_t> s) {
+  return std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
+}
+}  // namespace
+
+ServerSession::ServerSession(Pool* pool, uint64_t id)
+    : pool_(pool),
+      id_(id),
+      stream_(pool->pooler()->loop(), this),
+      created_ms_(NowMs()),
+      last_used_ms_(created_ms_) {}
+
+ServerSession::~ServerSession() = default;
+
+void ServerSession::Connect() {
+  const conf::Pool& cfg = pool_->config();
+  sockaddr_in a4;
+  sockaddr_in6 a6;
+  if (uv_ip4_addr(cfg.host.c_str(), cfg.port, &a4) == 0) {
+    StartConnect(reinterpret_cast<sockaddr*>(&a4));
+    return;
+  }
+  if (uv_ip6_addr(cfg.host.c_str(), cfg.port, &a6) == 0) {
+    StartConnect(reinterpret_cast<sockaddr*>(&a6));
+    return;
+  }
+  resolve_req_ = std::make_unique<uv_getaddrinfo_t>();
+  resolve_req_->data = this;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  std::string port = std::to_string(cfg.port);
+  int rc = uv_getaddrinfo(pool_->pooler()->loop(), resolve_req_.get(), ResolvedCb, cfg.host.c_str(),
+                          port.c_str(), &hints);
+  if (rc != 0) LoginFailed(std::string("cannot resolve host: ") + uv_strerror(rc));
+}
+
+void ServerSession::ResolvedCb(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+  auto* self = static_cast<ServerSession*>(req->data);
+  if (self->state_ == State::kClosing) {
+    uv_freeaddrinfo(res);
+    self->stream_.Close();  // the close was deferred until the lookup returned
+    return;
+  }
+  if (status != 0 || res == nullptr) {
+    uv_freeaddrinfo(res);
+    self->LoginFailed(std::string("cannot resolve host: ") + uv_strerror(status));
+    return;
+  }
+  self->StartConnect(res->ai_addr);
+  uv_freeaddrinfo(res);
+}
+
+void ServerSession::StartConnect(const sockaddr* addr) {
+  state_ = State::kConnecting;
+  std::memcpy(&backend_addr_, addr, addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+  connect_req_ = std::make_unique<uv_connect_t>();
+  connect_req_->data = this;
+  int rc = uv_tcp_connect(connect_req_.get(), stream_.tcp(), addr, ConnectCb);
+  if (rc != 0) LoginFailed(uv_strerror(rc));
+}
+
+void ServerSession::ConnectCb(uv_connect_t* req, int status) {
+  auto* self = static_cast<ServerSession*>(req->data);
+  if (status == UV_ECANCELED || self->state_ == State::kClosing) return;
+  if (status != 0) {
+    self->LoginFailed(uv_strerror(status));
+    return;
+  }
+  uv_tcp_nodelay(self->stream_.tcp(), 1);
+  self->state_ = State::kLogin;
+  self->SendStartup();
+  self->stream_.StartReading();
+}
+
+void ServerSession::SendStartup() {
+  const conf::Pool& cfg = pool_->config();
+  std::string out;
+  protocol::AppendStartupMessage(&out, {{"user", cfg.user}, {"database", cfg.database}});
+  stream_.Write(out);
+}
+
+void ServerSession::LoginFailed(const std::string& reason) {
+  LOG_WARNING("pool %s: server connection %llu failed: %s", pool_->name().c_str(),
+              static_cast<unsigned long long>(id_), reason.c_str());
+  pool_->OnServerConnectFailed(this, reason);
+  Close("login failed");
+}
+
+size_t ServerSession::OnStreamData(std::span<const uint8_t> data) {
+  switch (state_) {
+    case State::kLogin: return HandleLogin(data);
+    case State::kActive: return HandleActive(data);
+    case State::kResetting: return HandleResetting(data);
+    case State::kIdle: return HandleIdle(data);
+    default: return data.size();
+  }
+}
+
+size_t ServerSession::HandleLogin(std::span<const uint8_t> data) {
+  size_t pos = 0;
+  while (state_ == State::kLogin) {
+    Frame f;
+    DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), kMaxBackendMessage, &f);
+    if (st == DecodeStatus::kNeedMoreData) break;
+    if (st == DecodeStatus::kMalformed) {
+      LoginFailed("malformed message from the backend");
+      return data.size();
+    }
+    pos += f.total_size;
+    switch (f.type) {
+      case be::kAuthentication:
+        if (!HandleAuthRequest(f.payload)) return data.size();
+        break;
+      case be::kParameterStatus: {
+        protocol::ByteReader r(f.payload);
+        std::string_view name, value;
+        if (r.GetCString(&name) && r.GetCString(&value)) {
+          login_params_.emplace_back(std::string(name), std::string(value));
+        }
+        break;
+      }
+      case be::kBackendKeyData: {
+        protocol::ByteReader r(f.payload);
+        if (!r.GetInt32(&backend_pid_) || !r.GetInt32(&backend_key_)) {
+          LoginFailed("malformed BackendKeyData");
+          return data.size();
+        }
+        break;
+      }
+      case be::kErrorResponse: {
+        protocol::ErrorFields e = protocol::ParseErrorFields(f.payload);
+        LoginFailed(e.message + " (SQLSTATE " + e.sqlstate + ")");
+        return data.size();
+      }
+      case be::kReadyForQuery:
+        state_ = State::kIdle;
+        scram_.reset();
+        last_used_ms_ = NowMs();
+        LOG_DEBUG("pool %s: server connection %llu ready (backend pid %d)", pool_->name().c_str(),
+                  static_cast<unsigned long long>(id_), backend_pid_);
+        pool_->OnServerLoggedIn(this, login_params_);
+        login_params_.clear();
+        login_params_.shrink_to_fit();
+        return pos;  // anything after belongs to the Idle state
+      default:
+        break;  // NoticeResponse, NegotiateProtocolVersion: nothing to do
+    }
+  }
+  return pos;
+}
+
+bool ServerSession::HandleAuthRequest(std::span<const uint8_t> payload) {
+  const conf::Pool& cfg = pool_->config();
+  protocol::ByteReader r(payload);
+  int32_t code;
+  if (!r.GetInt32(&code)) {
+    LoginFailed("malformed authentication request");
+    return false;
+  }
+  std::string out;
+  switch (code) {
+    case protocol::kAuthOk:
+      return true;
+    case protocol::kAuthCleartext:
+      protocol::AppendPasswordMessage(&out, cfg.password);
+      break;
+    case protocol::kAuthMd5: {
+      std::span<const uint8_t> salt;
+      if (!r.GetBytes(4, &salt)) {
+        LoginFailed("malformed md5 request");
+        return false;
+      }
+      std::string hash = protocol::IsMd5Hash(cfg.password) ? cfg.password
+                                                           : protocol::Md5PasswordHash(cfg.password, cfg.user);
+      protocol::AppendPasswordMessage(&out, protocol::Md5SaltedResponse(hash, salt.first<4>()));
+      break;
+    }
+    case protocol::kAuthSasl: {
+      bool has_scram = false;
+      std::string_view mech;
+      while (r.GetCString(&mech) && !mech.empty()) has_scram |= mech == "SCRAM-SHA-256";
+      if (!has_scram) {
+        LoginFailed("backend offers no supported SASL mechanism");
+        return false;
+      }
+      scram_ = std::make_unique<protocol::ScramClientExchange>(cfg.password);
+      protocol::AppendSaslInitialResponse(&out, "SCRAM-SHA-256", scram_->ClientFirstMessage());
+      break;
+    }
+    case protocol::kAuthSaslContinue: {
+      if (!scram_) {
+        LoginFailed("unexpected SASL continue");
+        return false;
+      }
+      auto final_msg = scram_->HandleServerFirst(AsView(r.Rest()));
+      if (!final_msg.ok()) {
+        LoginFailed(final_msg.status().message());
+        return false;
+      }
+      protocol::AppendSaslResponse(&out, *final_msg);
+      break;
+    }
+    case protocol::kAuthSaslFinal: {
+      Status s = scram_ ? scram_->HandleServerFinal(AsView(r.Rest()))
+                        : Status::AuthFailed("unexpected SASL final message");
+      if (!s.ok()) {
+        LoginFailed(s.message());
+        return false;
+      }
+      return true;
+    }
+    default:
+      LoginFailed("unsupported authentication method " + std::to_string(code) + " requested by the backend");
+      return false;
+  }
+  stream_.Write(out);
+  return true;
+}
+
+void ServerSession::Attach(ClientSession* client) {
+  state_ = State::kActive;
+  client_ = client;
+  outstanding_ = 0;
+  extended_open_ = false;
+  copy_in_ = false;
+  swallow_parse_completes_ = 0;
+}
+
+void ServerSession::SendPrelude(const std::string& prelude, int commands, bool as_query) {
+  prelude_commands_ += commands;
+  prelude_query_ = as_query;
+  stream_.Write(prelude);
+}
+
+bool ServerSession::SwallowPrelude(const Frame& f) {
+  // Returns true while the frame belongs to the prelude's responses.
+  if (prelude_query_) {
+    if (f.type == be::kErrorResponse) {
+      PreludeFailed(f);
+      return true;
+    }
+    if (f.type == be::kReadyForQuery) prelude_query_ = false;
+    return true;
+  }
+  if (prelude_commands_ == 0) return false;
+  switch (f.type) {
+    case be::kCommandComplete:
+      --prelude_commands_;
+      return true;
+    case be::kErrorResponse:
+      PreludeFailed(f);
+      return true;
+    case be::kParseComplete:
+    case be::kBindComplete:
+    case be::kParameterStatus:
+    case be::kNoticeResponse:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void ServerSession::PreludeFailed(const Frame& f) {
+  // The backend refused to take the client's tenant or settings. The client's own messages
+  // were skipped (extended prelude: until the next Sync) or must not run for this client,
+  // so this connection cannot be trusted; close it and tell the client.
+  protocol::ErrorFields e = protocol::ParseErrorFields(f.payload);
+  LOG_WARNING("pool %s: preparing a server connection failed: %s", pool_->name().c_str(), e.message.c_str());
+  ClientSession* c = client_;
+  int sync_points = outstanding_;
+  Unlink();
+  Close("prelude failed");
+  if (c != nullptr) {
+    c->OnPreludeFailed(e.sqlstate.empty() ? "08006" : e.sqlstate,
+                       "pgtenant could not prepare the server connection of pool \"" + pool_->name() +
+                           "\": " + e.message,
+                       sync_points);
+  }
+}
+
+size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
+  size_t pos = 0;
+  size_t run_start = 0;
+  bool done = false;
+  while (!done) {
+    Frame f;
+    DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), kMaxBackendMessage, &f);
+    if (st == DecodeStatus::kNeedMoreData) break;
+    if (st == DecodeStatus::kMalformed) {
+      ClientSession* c = client_;
+      Unlink();
+      Close("malformed message from backend");
+      if (c) c->OnServerLost("08P01", "the backend of pool \"" + pool_->name() + "\" sent a malformed message");
+      return data.size();
+    }
+    if ((prelude_query_ || prelude_commands_ > 0)) {
+      // Forward what came before, then drop the prelude's own responses.
+      if (pos > run_start && client_) client_->ForwardFromServer(data.subspan(run_start, pos - run_start));
+      bool swallowed = SwallowPrelude(f);
+      if (state_ == State::kClosing) return data.size();
+      if (swallowed) {
+        pos += f.total_size;
+        run_start = pos;
+        continue;
+      }
+    }
+    if (f.type == be::kParseComplete && swallow_parse_completes_ > 0) {
+      if (pos > run_start && client_) client_->ForwardFromServer(data.subspan(run_start, pos - run_start));
+      --swallow_parse_completes_;
+      pos += f.total_size;
+      run_start = pos;
+      continue;
+    }
+    pos += f.total_size;
+    switch (f.type) {
+      case be::kReadyForQuery:
+        // After an error the backend skipped whatever pgtenant slipped in, too.
+        swallow_parse_completes_ = 0;
+        txn_status_ = f.payload.empty() ? 'I' : static_cast<char>(f.payload[0]);
+        if (outstanding_ > 0) --outstanding_;
+        copy_in_ = false;
+        if (outstanding_ == 0 && !extended_open_ && txn_status_ == 'I' && !pool_->session_mode()) done = true;
+        break;
+      case be::kCopyInResponse:
+      case be::kCopyBothResponse:
+        copy_in_ = true;
+        break;
+      case be::kParameterStatus: {
+        protocol::ByteReader r(f.payload);
+        std::string_view name, value;
+        if (r.GetCString(&name) && r.GetCString(&value) && client_) client_->OnParameterStatus(name, value);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  if (pos > run_start && client_) client_->ForwardFromServer(data.subspan(run_start, pos - run_start));
+  if (client_ && client_->write_backlogged()) stream_.StopReading();
+  if (done) OnTransactionDone();
+  return pos;
+}
+
+void ServerSession::OnTransactionDone() {
+  ClientSession* c = client_;
+  Unlink();
+  state_ = State::kIdle;
+  last_used_ms_ = NowMs();
+  stream_.StartReading();
+  if (c) c->OnTransactionDone();
+  pool_->Release(this);
+}
+
+void ServerSession::Unlink() {
+  client_ = nullptr;
+  prelude_commands_ = 0;
+  prelude_query_ = false;
+}
+
+size_t ServerSession::HandleIdle(std::span<const uint8_t> data) {
+  // An idle backend only speaks up to say it is going away (FATAL) or to send notices.
+  size_t pos = 0;
+  while (true) {
+    Frame f;
+    DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), kMaxBackendMessage, &f);
+    if (st == DecodeStatus::kNeedMoreData) break;
+    if (st == DecodeStatus::kMalformed || f.type == be::kErrorResponse) {
+      Close("backend error while idle");
+      return data.size();
+    }
+    pos += f.total_size;
+  }
+  return pos;
+}
+
+void ServerSession::DetachAbandoned() {
+  client_ = nullptr;
+  if (state_ != State::kActive) return;
+  bool clean_point = outstanding_ == 0 && !extended_open_ && !copy_in_ && prelude_commands_ == 0 && !prelude_query_;
+  if (!clean_point) {
+    // A query is still running or a COPY is half done: cheaper and safer to drop the
+    // connection than to drain it.
+    Close("client left in the middle of a query");
+    return;
+  }
+  bool rollback = txn_status_ != 'I';
+  bool discard = pool_->session_mode();
+  if (!rollback && !discard) {
+    OnTransactionDone();
+    return;
+  }
+  StartReset(rollback, discard);
+}
+
+void ServerSession::DetachSessionEnd() { DetachAbandoned(); }
+
+void ServerSession::StartReset(bool rollback, bool discard) {
+  state_ = State::kResetting;
+  std::string out;
+  reset_pending_ = 0;
+  if (rollback) {
+    protocol::AppendQuery(&out, "ROLLBACK");
+    ++reset_pending_;
+  }
+  if (discard) {
+    protocol::AppendQuery(&out, "DISCARD ALL");
+    ++reset_pending_;
+    settings_.Clear();
+  }
+  stream_.Write(out);
+  stream_.StartReading();
+}
+
+size_t ServerSession::HandleResetting(std::span<const uint8_t> data) {
+  size_t pos = 0;
+  while (state_ == State::kResetting) {
+    Frame f;
+    DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), kMaxBackendMessage, &f);
+    if (st == DecodeStatus::kNeedMoreData) break;
+    if (st == DecodeStatus::kMalformed || (f.type == be::kErrorResponse &&
+                                          protocol::ParseErrorFields(f.payload).severity != "ERROR")) {
+      Close("reset failed");
+      return data.size();
+    }
+    pos += f.total_size;
+    if (f.type == be::kReadyForQuery && --reset_pending_ == 0) {
+      txn_status_ = f.payload.empty() ? 'I' : static_cast<char>(f.payload[0]);
+      if (txn_status_ != 'I') {
+        Close("reset left a transaction open");
+        return data.size();
+      }
+      state_ = State::kActive;  // so that OnTransactionDone's bookkeeping applies
+      outstanding_ = 0;
+      OnTransactionDone();
+      return pos;
+    }
+  }
+  return pos;
+}
+
+void ServerSession::OnStreamEnd(int status) {
+  ClientSession* c = client_;
+  bool was_login = state_ == State::kLogin || state_ == State::kConnecting;
+  Unlink();
+  if (was_login) {
+    LoginFailed(status == UV_EOF ? "the backend closed the connection during login" : uv_strerror(status));
+    return;
+  }
+  Close(status == UV_EOF ? "backend closed the connection" : uv_strerror(status));
+  if (c) {
+    c->OnServerLost("08006", "server connection of pool \"" + pool_->name() +
+                                 "\" was lost: the backend closed it or crashed");
+  }
+}
+
+void ServerSession::OnStreamWritable() {
+  if (client_) client_->ResumeReading();
+}
+
+void ServerSession::Close(const char* why) {
+  if (state_ == State::kClosing) return;
+  LOG_DEBUG("pool %s: closing server connection %llu: %s", pool_->name().c_str(),
+            static_cast<unsigned long long>(id_), why);
+  bool resolving = state_ == State::kResolving && resolve_req_ != nullptr;
+  if (state_ == State::kIdle || state_ == State::kActive || state_ == State::kResetting) {
+    std::string out;
+    protocol::AppendTerminate(&out);
+    stream_.Write(out);
+  }
+  state_ = State::kClosing;
+  if (client_) {
+    ClientSession* c = client_;
+    Unlink();
+    c->OnServerLost("08006", "server connection of pool \"" + pool_->name() + "\" was closed: " + why);
+  }
+  if (resolving) {
+    uv_cancel(reinterpret_cast<uv_req_t*>(resolve_req_.get()));
+    return;  // ResolvedCb closes the stream
+  }
+  stream_.Close();
+}
+
+void ServerSession::OnStreamClosed() {
+  pool_->OnServerGone(this);
+  delete this;
+}
+
+}  // namespace pgtenant::proxy

@@ -1,0 +1,96 @@
+#include "proxy/session_settings.h"
+
+#include <algorithm>
+
+namespace pgtenant::proxy {
+namespace {
+
+bool IsIdentStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+bool IsIdentChar(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9') || c == '$'; }
+
+// Each dotted part double-quoted: setting names come from clients, and quoting makes any
+// valid name safe to splice into SQL.
+std::string QuoteName(std::string_view name) {
+  std::string out;
+  size_t start = 0;
+  while (true) {
+    size_t dot = name.find('.', start);
+    std::string_view part = name.substr(start, dot == std::string_view::npos ? name.size() - start : dot - start);
+    out += '"';
+    for (char c : part) {
+      // Postgres folds unquoted names to lower case; quoting must not change which setting
+      // the client meant.
+      out += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    out += '"';
+    if (dot == std::string_view::npos) break;
+    out += '.';
+    start = dot + 1;
+  }
+  return out;
+}
+
+std::string QuoteValue(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  out += '\'';
+  return out;
+}
+
+}  // namespace
+
+void SessionSettings::Set(std::string_view name, std::string_view value) {
+  auto it = std::lower_bound(settings.begin(), settings.end(), name,
+                             [](const auto& p, std::string_view n) { return p.first < n; });
+  if (it != settings.end() && it->first == name) {
+    it->second = value;
+  } else {
+    settings.emplace(it, std::string(name), std::string(value));
+  }
+}
+
+const std::string* SessionSettings::Find(std::string_view name) const {
+  auto it = std::lower_bound(settings.begin(), settings.end(), name,
+                             [](const auto& p, std::string_view n) { return p.first < n; });
+  return it != settings.end() && it->first == name ? &it->second : nullptr;
+}
+
+bool IsValidSettingName(std::string_view name) {
+  if (name.empty() || name.size() > 63 * 3) return false;
+  bool part_start = true;
+  for (char c : name) {
+    if (c == '.') {
+      if (part_start) return false;
+      part_start = true;
+      continue;
+    }
+    if (part_start ? !IsIdentStart(c) : !IsIdentChar(c)) return false;
+    part_start = false;
+  }
+  return !part_start;
+}
+
+std::vector<std::string> PreludeStatements(const SessionSettings& have, const SessionSettings& want,
+                                           std::string_view tenant_variable, bool trust_tenant) {
+  std::vector<std::string> out;
+  for (const auto& [name, value] : want.settings) {
+    const std::string* cur = have.Find(name);
+    if (cur == nullptr || *cur != value) out.push_back("SET " + QuoteName(name) + " TO " + QuoteValue(value));
+  }
+  for (const auto& [name, value] : have.settings) {
+    if (want.Find(name) == nullptr) out.push_back("RESET " + QuoteName(name));
+  }
+  if (!trust_tenant || have.tenant_unknown || have.tenant != want.tenant) {
+    if (want.tenant) {
+      out.push_back("SET " + QuoteName(tenant_variable) + " TO " + QuoteValue(*want.tenant));
+    } else {
+      out.push_back("RESET " + QuoteName(tenant_variable));
+    }
+  }
+  return out;
+}
+
+}  // namespace pgtenant::proxy

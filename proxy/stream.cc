@@ -1,0 +1,173 @@
+#include "proxy/stream.h"
+
+#include <arpa/inet.h>
+
+#include "proxy/log.h"
+
+namespace pgtenant::proxy {
+namespace {
+
+// One scratch buffer for every read on the loop: callbacks never overlap, and whatever a
+// handler does not consume is copied out before the next read.
+constexpr size_t kReadScratchSize = 256 * 1024;
+alignas(64) char g_read_scratch[kReadScratchSize];
+
+}  // namespace
+
+Stream::Stream(uv_loop_t* loop, StreamHandler* handler) : handler_(handler) {
+  uv_tcp_init(loop, &tcp_);
+  tcp_.data = this;
+}
+
+void Stream::StartReading() {
+  if (reading_ || closing_) return;
+  if (uv_read_start(uv_stream(), AllocCb, ReadCb) == 0) reading_ = true;
+}
+
+void Stream::StopReading() {
+  if (!reading_) return;
+  uv_read_stop(uv_stream());
+  reading_ = false;
+}
+
+void Stream::AllocCb(uv_handle_t*, size_t, uv_buf_t* buf) {
+  buf->base = g_read_scratch;
+  buf->len = kReadScratchSize;
+}
+
+void Stream::ReadCb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<Stream*>(s->data);
+  if (self->closing_) return;
+  if (nread > 0) {
+    self->Offer(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf->base), nread));
+  } else if (nread < 0) {
+    self->StopReading();
+    self->handler_->OnStreamEnd(static_cast<int>(nread));
+  }
+}
+
+void Stream::Offer(std::span<const uint8_t> fresh) {
+  if (kept_.empty()) {
+    size_t used = handler_->OnStreamData(fresh);
+    if (closing_) return;
+    if (used < fresh.size()) kept_.assign(reinterpret_cast<const char*>(fresh.data()) + used, fresh.size() - used);
+    return;
+  }
+  kept_.append(reinterpret_cast<const char*>(fresh.data()), fresh.size());
+  Replay();
+}
+
+void Stream::Replay() {
+  if (kept_.empty() || closing_) return;
+  // Move the bytes out first: the handler may call Replay() again through a peer.
+  std::string data;
+  data.swap(kept_);
+  size_t used = handler_->OnStreamData(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+  if (closing_) return;
+  if (used < data.size()) {
+    data.erase(0, used);
+    if (kept_.empty()) {
+      kept_.swap(data);
+    } else {
+      kept_.insert(0, data);
+    }
+  }
+  if (kept_.capacity() > 64 * 1024 && kept_.size() < 4096) kept_.shrink_to_fit();
+}
+
+void Stream::Write(std::span<const uint8_t> bytes) {
+  if (closing_ || write_failed_ || bytes.empty()) return;
+  if (inflight_.empty()) {
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(bytes.data())),
+                               static_cast<unsigned>(bytes.size()));
+    int n = uv_try_write(uv_stream(), &buf, 1);
+    if (n == static_cast<int>(bytes.size())) return;
+    if (n < 0 && n != UV_EAGAIN) {
+      write_failed_ = true;  // the read side reports the end; nothing more to send
+      return;
+    }
+    if (n > 0) bytes = bytes.subspan(n);
+    inflight_.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    StartWrite();
+    return;
+  }
+  pending_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+void Stream::StartWrite() {
+  if (!write_req_) write_req_ = std::make_unique<uv_write_t>();
+  write_req_->data = this;
+  uv_buf_t buf = uv_buf_init(inflight_.data(), static_cast<unsigned>(inflight_.size()));
+  if (uv_write(write_req_.get(), uv_stream(), &buf, 1, WriteCb) != 0) {
+    write_failed_ = true;
+    inflight_.clear();
+    pending_.clear();
+  }
+}
+
+void Stream::WriteCb(uv_write_t* req, int status) {
+  auto* self = static_cast<Stream*>(req->data);
+  bool was_high = self->over_high_water();
+  self->inflight_.clear();
+  if (status < 0) {
+    self->write_failed_ = true;
+    self->pending_.clear();
+  } else if (!self->pending_.empty() && !self->closing_) {
+    self->inflight_.swap(self->pending_);
+    self->StartWrite();
+  }
+  if (self->queued_bytes() == 0) {
+    // Give memory back once a burst (a big result, a COPY) is over.
+    if (self->inflight_.capacity() > 64 * 1024) std::string().swap(self->inflight_);
+    if (self->pending_.capacity() > 64 * 1024) std::string().swap(self->pending_);
+    if (self->close_after_write_) {
+      self->Close();
+      return;
+    }
+  }
+  if (self->closing_) return;
+  if (was_high && !self->over_high_water()) self->handler_->OnStreamWritable();
+}
+
+void Stream::Close() {
+  if (closing_) return;
+  closing_ = true;
+  reading_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), CloseCb);
+}
+
+void Stream::CloseAfterWrite() {
+  StopReading();
+  if (queued_bytes() == 0 || write_failed_) {
+    Close();
+  } else {
+    close_after_write_ = true;
+  }
+}
+
+void Stream::CloseCb(uv_handle_t* h) {
+  auto* self = static_cast<Stream*>(h->data);
+  // Pending write callbacks have run (with UV_ECANCELED) before the close callback.
+  self->handler_->OnStreamClosed();
+}
+
+std::string Stream::PeerName() {
+  sockaddr_storage ss;
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+  char ip[INET6_ADDRSTRLEN] = "";
+  int port = 0;
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+    port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+    port = ntohs(a->sin6_port);
+  }
+  return std::string(ip) + ":" + std::to_string(port);
+}
+
+}  // namespace pgtenant::proxy

@@ -82,6 +82,9 @@ struct Pool {
   int size = 20;
   ServerTlsMode tls = ServerTlsMode::kDisable;
   std::string ca_file;
+  // Protocol-level prepared statements each server connection keeps (transaction mode maps
+  // client statement names onto them); 0 passes names through unmapped.
+  int max_prepared_statements = 500;
 };
 
 struct Tenant {

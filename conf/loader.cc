@@ -163,6 +163,7 @@ class ConfigDecoder {
                                    {"require", ServerTlsMode::kRequire},
                                    {"verify-full", ServerTlsMode::kVerifyFull}})},
           {"ca_file", Str(&pool.ca_file)},
+          {"max_prepared_statements", Int(&pool.max_prepared_statements)},
       });
     });
   }

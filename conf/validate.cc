@@ -202,6 +202,7 @@ class Validator {
       Required(p + ".user", pool.user, "the role this pool logs in as");
       Secret(p, pool.password_env);  // neither is fine: the server may trust this role
       Range(p + ".size", pool.size, 1, INT32_MAX);
+      Range(p + ".max_prepared_statements", pool.max_prepared_statements, 0, 100000);
       if (pool.tls == ServerTlsMode::kVerifyFull) {
         Required(p + ".ca_file", pool.ca_file, "verify-full checks the server against this CA");
       }

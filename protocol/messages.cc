@@ -191,6 +191,29 @@ void AppendTextDataRow(std::string* out, std::string_view value) {
   w.Begin('D').PutInt16(1).PutInt32(static_cast<int32_t>(value.size())).PutBytes(value).Finish();
 }
 
+void AppendRowDescription(std::string* out, const std::vector<std::string>& columns) {
+  constexpr int32_t kTextOid = 25;
+  MessageWriter w(out);
+  w.Begin('T').PutInt16(static_cast<int16_t>(columns.size()));
+  for (const std::string& column : columns) {
+    w.PutCString(column).PutInt32(0).PutInt16(0).PutInt32(kTextOid).PutInt16(-1).PutInt32(-1).PutInt16(0);
+  }
+  w.Finish();
+}
+
+void AppendDataRow(std::string* out, const std::vector<std::optional<std::string>>& values) {
+  MessageWriter w(out);
+  w.Begin('D').PutInt16(static_cast<int16_t>(values.size()));
+  for (const std::optional<std::string>& value : values) {
+    if (!value) {
+      w.PutInt32(-1);
+      continue;
+    }
+    w.PutInt32(static_cast<int32_t>(value->size())).PutBytes(*value);
+  }
+  w.Finish();
+}
+
 void AppendEmptyQueryResponse(std::string* out) {
   MessageWriter w(out);
   w.Begin('I').Finish();

@@ -105,6 +105,10 @@ void AppendParameterDescription(std::string* out, const std::vector<int32_t>& ty
 void AppendTextRowDescription(std::string* out, std::string_view column);
 // A DataRow of one text value.
 void AppendTextDataRow(std::string* out, std::string_view value);
+// A RowDescription of text columns (oid 25, text format, no table), as the admin console sends.
+void AppendRowDescription(std::string* out, const std::vector<std::string>& columns);
+// A DataRow of text values; nullopt is SQL NULL. REQUIRES: values.size() <= 32767.
+void AppendDataRow(std::string* out, const std::vector<std::optional<std::string>>& values);
 void AppendEmptyQueryResponse(std::string* out);
 // Frontend messages pgtenant sends to servers.
 void AppendStartupMessage(std::string* out,

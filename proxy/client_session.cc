@@ -11,6 +11,7 @@
 #include "proxy/pooler.h"
 #include "proxy/server_session.h"
 #include "routing/tenant_source.h"
+#include "routing/session_state.h"
 #include "routing/transaction_rules.h"
 
 namespace pgtenant::proxy {
@@ -118,11 +119,12 @@ bool ClientSession::HandleStartupPacket(std::span<const uint8_t> payload) {
     Fail("08P01", "pgtenant does not support replication connections");
     return false;
   }
-  auto identity = routing::ResolveStartupTenant(params, cfg, pooler_->routes().validator());
+  // Who logs in is settled first; whether that user may act as the tenant is checked only
+  // after authentication, so that unauthenticated peers learn nothing about tenants.
+  auto identity = routing::IdentifyStartup(params, cfg);
   if (!identity.ok()) {
-    // Reported only after authentication, so that unauthenticated peers learn nothing.
     deferred_error_ = identity.status();
-    user_ = params["user"];
+    user_ = LoginUserOf(params["user"]);
   } else {
     user_ = identity->login_user;
     tenant_ = identity->tenant;
@@ -149,6 +151,17 @@ bool ClientSession::HandleStartupPacket(std::span<const uint8_t> payload) {
   }
   StartAuth();
   return state_ != State::kClosing;
+}
+
+std::string ClientSession::LoginUserOf(const std::string& startup_user) const {
+  // When the startup could not be resolved (conflicting sources, say) the user name may still
+  // carry a tenant suffix; authenticate the user in front of it so the error is the tenant's.
+  const conf::Config& cfg = pooler_->config();
+  if (cfg.auth.users.count(startup_user) || cfg.tenancy.user_separator.empty()) return startup_user;
+  size_t cut = startup_user.rfind(cfg.tenancy.user_separator);
+  if (cut == std::string::npos || cut == 0) return startup_user;
+  std::string prefix = startup_user.substr(0, cut);
+  return cfg.auth.users.count(prefix) ? prefix : startup_user;
 }
 
 void ClientSession::AddStartupSetting(const std::string& name, const std::string& value) {
@@ -259,6 +272,10 @@ void ClientSession::AuthSucceeded() {
       !cfg.auth.users.empty()) {
     Fail("28000", "user \"" + user_ + "\" is not listed under auth.users");
     return;
+  }
+  if (deferred_error_.ok() && tenant_) {
+    deferred_error_ = routing::CheckTenantAllowed(cfg, pooler_->routes().validator(), user_, *tenant_,
+                                                  routing::TenantCheckPhase::kLogin);
   }
   if (!deferred_error_.ok()) {
     Fail(deferred_error_.sqlstate().c_str(), deferred_error_.message());
@@ -405,6 +422,10 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
       pos += f.total_size;
       continue;
     }
+    if (f.type == fe::kParse && AnswerParseWhileIdle(f)) {
+      pos += f.total_size;
+      continue;
+    }
     first_needs_own_txn_ = f.type == fe::kQuery && routing::MayNeedOwnTransaction(AsView(f.payload));
     if (!RequestServer()) {
       // Refused: the error is sent; skip this message (through its Sync) and go on.
@@ -455,35 +476,48 @@ void ClientSession::OnServerAssigned(ServerSession* server) {
   if (!in_data_callback_) stream_.Replay();
 }
 
-void ClientSession::SendPrelude(bool as_query) {
+void ClientSession::SendPrelude(bool tenant_as_query) {
   prelude_pending_ = false;
   const conf::Config& cfg = pooler_->config();
-  bool trust = server_->last_client_id() == 0 || server_->last_client_id() == id_;
-  std::vector<std::string> statements =
-      PreludeStatements(server_->settings(), wanted_, cfg.tenancy.variable, trust);
+  bool trust = !retell_tenant_ && (server_->last_client_id() == 0 || server_->last_client_id() == id_);
+  retell_tenant_ = false;
+  Prelude p = BuildPrelude(server_->settings(), wanted_, cfg.tenancy.variable, trust);
+  LOG_DEBUG("client %llu on server %llu: have %s want %s trust %d -> %s", static_cast<unsigned long long>(id_),
+            static_cast<unsigned long long>(server_->id()),
+            server_->settings().tenant ? server_->settings().tenant->c_str() : "-",
+            wanted_.tenant ? wanted_.tenant->c_str() : "-", trust, p.tenant.c_str());
   server_->set_last_client_id(id_);
-  if (statements.empty()) return;
-  std::string prelude;
-  int commands = 0;
-  if (as_query) {
-    // VACUUM and friends refuse to run in a pipeline; send the prelude as its own Query.
+  if (p.empty()) return;
+  std::string bytes;
+  if (!p.settings.empty()) {
     std::string sql;
-    for (const auto& s : statements) sql += s + ";";
-    protocol::AppendQuery(&prelude, sql);
-  } else {
-    // Parse/Bind/Execute without Sync: the prelude shares the implicit transaction of the
-    // client's first statement, so if it fails the backend skips the client's statements.
-    for (const auto& s : statements) {
-      protocol::AppendParse(&prelude, s);
-      protocol::AppendBindUnnamed(&prelude);
-      protocol::AppendExecuteUnnamed(&prelude);
-      ++commands;
-    }
+    for (const auto& s : p.settings) sql += s + ";";
+    protocol::AppendQuery(&bytes, sql);
+    server_->NoteOwn(fe::kQuery);
+    server_->settings().settings = wanted_.settings;
   }
-  server_->settings().tenant = wanted_.tenant;
-  server_->settings().tenant_unknown = false;
-  server_->settings().settings = wanted_.settings;
-  server_->SendPrelude(prelude, commands, as_query);
+  if (!p.tenant.empty()) {
+    std::optional<std::string> before = server_->settings().tenant;
+    bool before_unknown = server_->settings().tenant_unknown;
+    if (tenant_as_query) {
+      // VACUUM and friends refuse to run in a pipeline: the tenant goes in its own Query.
+      protocol::AppendQuery(&bytes, p.tenant);
+      server_->NoteOwn(fe::kQuery);
+    } else {
+      // Parse/Bind/Execute without Sync: it shares the implicit transaction of the client's
+      // first statement, so if it fails the backend skips the client's statements.
+      protocol::AppendParse(&bytes, p.tenant);
+      protocol::AppendBindUnnamed(&bytes);
+      protocol::AppendExecuteUnnamed(&bytes);
+      server_->NoteOwn(fe::kParse);
+      server_->NoteOwn(fe::kBind);
+      server_->NoteOwn(fe::kExecute);
+      server_->TenantSetInTransaction(before, before_unknown);
+    }
+    server_->settings().tenant = wanted_.tenant;
+    server_->settings().tenant_unknown = false;
+  }
+  server_->ForwardRaw(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
 void ClientSession::OnServerUnavailable(const std::string& sqlstate, const std::string& message) {
@@ -505,12 +539,19 @@ void ClientSession::OnServerUnavailable(const std::string& sqlstate, const std::
 // ---------------------------------------------------------------- in a transaction
 
 size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
+  // Unchanged messages go to the server straight from the read buffer, as one run. Once a
+  // message must be rewritten or pgtenant adds its own, the rest of the batch is copied into
+  // `batch`, so the server still gets one write per batch.
   size_t pos = 0;
   size_t run_start = 0;
+  std::string batch;
+  bool copying = false;
   const uint32_t max_size = pooler_->config().max_message_size;
-  auto flush = [&]() {
-    if (pos > run_start) server_->ForwardFromClient(data.subspan(run_start, pos - run_start));
-    run_start = pos;
+  const bool map_statements = MapsPreparedStatements();
+  auto start_copying = [&]() {
+    if (copying) return;
+    batch.assign(reinterpret_cast<const char*>(data.data()) + run_start, pos - run_start);
+    copying = true;
   };
   while (server_ != nullptr) {
     Frame f;
@@ -520,64 +561,109 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
       Fail("08P01", "invalid message: bad length or larger than limits.max_message_size");
       return data.size();
     }
-    if (f.type == fe::kTerminate) {
-      flush();
-      Close();
-      return data.size();
-    }
-    if (f.type == fe::kQuery || f.type == fe::kParse || f.type == fe::kSync ||
-        (local_ != nullptr && (f.type == fe::kBind || f.type == fe::kDescribe || f.type == fe::kExecute ||
-                               f.type == fe::kClose))) {
-      std::string replacement;
-      Verdict v = InspectForTenancy(f, server_->clean(), &replacement);
-      if (v != Verdict::kForward) {
-        flush();
-        pos += f.total_size;
+    const char type = f.type;
+    if (type == fe::kTerminate) break;
+    Verdict v = Verdict::kForward;
+    std::string own, replacement;
+    replacement_tag_ = 0;
+    if (type == fe::kQuery || type == fe::kParse || type == fe::kSync ||
+        (local_ != nullptr && (type == fe::kBind || type == fe::kDescribe || type == fe::kExecute ||
+                               type == fe::kClose))) {
+      if (copying) {
+        // Anything pgtenant writes to the client must come after what is already on its way.
+        FlushBatch(&batch);
+      } else if (pos > run_start) {
+        server_->ForwardRaw(data.subspan(run_start, pos - run_start));
         run_start = pos;
-        if (v == Verdict::kReplaced) {
-          NoteSent(f.type);
-          server_->ForwardFromClient(std::span<const uint8_t>(
-              reinterpret_cast<const uint8_t*>(replacement.data()), replacement.size()));
+      }
+      v = InspectForTenancy(f, server_->clean(), &replacement);
+      if (server_ == nullptr || state_ != State::kActive) {  // the tenant moved to another pool
+        return pos + f.total_size;
+      }
+      if (v == Verdict::kForward) NoteSessionState(f);
+      if (v == Verdict::kForward && recheck_pool_ && server_->clean()) {
+        recheck_pool_ = false;
+        std::string sqlstate, message;
+        if (ResolvePool(&sqlstate, &message) != server_->pool()) {
+          // Give the server back (reset) and let this statement choose its pool again.
+          ServerSession* s = server_;
+          server_ = nullptr;
+          state_ = State::kIdle;
+          s->DetachSessionEnd();
+          return pos;
         }
-        if (server_ == nullptr || state_ != State::kActive) return pos;  // tenant moved pool
-        continue;
       }
-      if (prelude_pending_ && server_->clean()) {
-        flush();
-        SendPrelude(f.type == fe::kQuery && routing::MayNeedOwnTransaction(AsView(f.payload)));
+      if (v == Verdict::kForward && server_->clean() &&
+          (prelude_pending_ || server_->settings().tenant_unknown || server_->settings().tenant != wanted_.tenant)) {
+        // Session mode (or a pinned client) keeps its server: the tenant changed, or a rolled
+        // back transaction took pgtenant's SET with it.
+        SendPrelude(type == fe::kQuery && routing::MayNeedOwnTransaction(AsView(f.payload)));
       }
+      if (after_forward_ == AfterForward::kServerReset) {
+        server_->settings().Clear();  // RESET ALL / DISCARD ALL
+      } else if (after_forward_ == AfterForward::kTenantUnknown) {
+        server_->settings().tenant_unknown = true;
+      }
+      after_forward_ = AfterForward::kNothing;
     }
-    NoteSent(f.type);
+    if (v == Verdict::kForward && map_statements &&
+        (type == fe::kParse || type == fe::kBind || type == fe::kDescribe || type == fe::kClose)) {
+      v = MapPreparedStatement(f, &own, &replacement);
+    }
+    if (v == Verdict::kForward) {
+      server_->NoteSent(type);
+      if (type == fe::kCopyDone || type == fe::kCopyFail) server_->NoteCopyDoneSent();
+      if (copying) batch.append(reinterpret_cast<const char*>(f.payload.data()) - 5, f.total_size);
+      pos += f.total_size;
+      continue;
+    }
+    start_copying();
     pos += f.total_size;
+    run_start = pos;
+    batch.append(own);
+    if (v == Verdict::kReplaced) {
+      server_->NoteSent(type, replacement_tag_);
+      batch.append(replacement);
+    }
   }
-  flush();
+  if (copying) {
+    FlushBatch(&batch);
+  } else if (pos > run_start && server_ != nullptr) {
+    server_->ForwardRaw(data.subspan(run_start, pos - run_start));
+  }
+  if (pos < data.size() && data[pos] == fe::kTerminate && state_ == State::kActive) {
+    Close();
+    return data.size();
+  }
   last_activity_ms_ = NowMs();
   if (server_ && server_->write_backlogged()) stream_.StopReading();
   return pos;
 }
 
-void ClientSession::NoteSent(char type) {
-  switch (type) {
-    case fe::kQuery:
-    case fe::kFunctionCall:
-      server_->NoteSyncPointSent();
-      break;
-    case fe::kSync:
-      server_->NoteSyncSent();
-      break;
-    case fe::kParse:
-    case fe::kBind:
-    case fe::kExecute:
-    case fe::kDescribe:
-    case fe::kClose:
-      server_->NoteExtendedSent();
-      break;
-    case fe::kCopyDone:
-    case fe::kCopyFail:
-      server_->NoteCopyDoneSent();
-      break;
-    default:
-      break;
+void ClientSession::FlushBatch(std::string* batch) {
+  if (!batch->empty() && server_ != nullptr) {
+    server_->ForwardRaw(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(batch->data()), batch->size()));
+  }
+  batch->clear();
+}
+
+void ClientSession::NoteSessionState(const protocol::Frame& f) {
+  if (pinned_ || server_ == nullptr || server_->pool()->session_mode()) return;
+  std::string_view sql;
+  if (f.type == fe::kQuery) {
+    sql = AsView(f.payload);
+  } else if (f.type == fe::kParse) {
+    protocol::ParseMessage parse;
+    if (!protocol::ParseParseMessage(f.payload, &parse)) return;
+    sql = parse.query;
+  } else {
+    return;
+  }
+  if (routing::CreatesSessionState(sql, [](std::string_view name) { return IsReportedSetting(name); })) {
+    // This client's session now lives on this server connection only: keep it.
+    pinned_ = true;
+    pooler_->OnClientPinned(this);
+    LOG_DEBUG("client %llu pinned to its server connection", static_cast<unsigned long long>(id_));
   }
 }
 
@@ -662,7 +748,7 @@ void ClientSession::Teardown() {
   if (server_ != nullptr) {
     ServerSession* s = server_;
     server_ = nullptr;
-    s->DetachAbandoned();
+    s->DetachAbandoned(pinned_);
   }
   if (cancel_pid_ != 0) pooler_->UnregisterCancelKey(cancel_pid_);
 }

@@ -25,6 +25,7 @@
 #include "protocol/frame_decoder.h"
 #include "protocol/scram.h"
 #include "proxy/pool.h"
+#include "proxy/prepared_statements.h"
 #include "proxy/session_settings.h"
 #include "proxy/stream.h"
 
@@ -55,6 +56,7 @@ class ClientSession : public StreamHandler {
   std::string peer() { return stream_.PeerName(); }
   int32_t cancel_pid() const { return cancel_pid_; }
   int32_t cancel_key() const { return cancel_key_; }
+  bool pinned() const { return pinned_; }
   // True (with the time of the client's last message) when the client holds a server in an
   // open transaction and is not running anything: the idle_transaction timeout applies.
   bool IdleInTransactionSince(uint64_t* since) const;
@@ -70,6 +72,8 @@ class ClientSession : public StreamHandler {
   void OnTransactionDone();          // transaction mode: the server was released
   void OnServerLost(const std::string& sqlstate, const std::string& message);
   void OnParameterStatus(std::string_view name, std::string_view value);
+  // A Parse of pgtenant statement `id` succeeded on a server.
+  void OnStatementParsed(uint64_t id);
   void ResumeReading();
   // The prelude failed: the client's statements were skipped by the server.
   void OnPreludeFailed(const std::string& sqlstate, const std::string& message, int sync_points);
@@ -95,6 +99,7 @@ class ClientSession : public StreamHandler {
   size_t HandleIdle(std::span<const uint8_t> data);
   size_t HandleActive(std::span<const uint8_t> data);
   void AddStartupSetting(const std::string& name, const std::string& value);
+  std::string LoginUserOf(const std::string& startup_user) const;
   void StartAuth();
   Pool* LoginPool();
   // Queues for a server; false when refused (the error is sent and the batch skipped).
@@ -105,8 +110,10 @@ class ClientSession : public StreamHandler {
   void Teardown();
   // Writes the prelude that makes the linked server hold this client's tenant and settings.
   void SendPrelude(bool as_query);
-  // Keeps the server's sync-point bookkeeping for a message forwarded to it.
-  void NoteSent(char type);
+  void FlushBatch(std::string* batch);
+  // Pins the client to its server when the statement leaves state only that server holds.
+  void NoteSessionState(const protocol::Frame& f);
+
 
   // ---- tenancy (client_tenancy.cc): statements that change the tenant (product.md section 3)
   enum class Verdict { kForward, kAnswered, kReplaced };
@@ -125,6 +132,13 @@ class ClientSession : public StreamHandler {
   static std::string RefusalSql(const Status& error);
   void AnswerError(const Status& error, bool with_ready);
   bool user_may_act_as_any_tenant() const;
+
+  // ---- prepared statements (client_prepared.cc)
+  bool MapsPreparedStatements() const;
+  bool AnswerParseWhileIdle(const protocol::Frame& f);
+  Verdict MapPreparedStatement(const protocol::Frame& f, std::string* own, std::string* replacement);
+  void MakeRoomOnServer(std::string* own);
+  void EnsureOnServer(const PreparedStatementPtr& stmt, std::string* own);
 
   // Tenant statements answered by pgtenant over the extended protocol, by statement name, and
   // their bound portals (a portal lives until the Sync that ends its batch).
@@ -171,7 +185,20 @@ class ClientSession : public StreamHandler {
   bool first_needs_own_txn_ = false; // the waiting statement refuses to run in a pipeline
   uint64_t last_activity_ms_ = 0;
   Status deferred_error_;            // a startup problem reported after authentication
-  bool prelude_pending_ = false;     // session mode: the tenant changed while a server is held
+  bool prelude_pending_ = false;
+  bool pinned_ = false;
+  // The client named its tenant again: set it on the server even if pgtenant believes the
+  // server has it (SQL pgtenant cannot see may have changed it since).
+  bool retell_tenant_ = false;
+  // What the statement being forwarded does to the server session, applied to pgtenant's
+  // picture of it once the statement (after any prelude) is on its way.
+  enum class AfterForward : uint8_t { kNothing, kServerReset, kTenantUnknown };
+  AfterForward after_forward_ = AfterForward::kNothing;
+  // The tenant went back to the startup one while a server is held (session mode): the next
+  // statement must check that the server belongs to that tenant's pool.
+  bool recheck_pool_ = false;              // holds its server until it disconnects (session state)
+  uint64_t replacement_tag_ = 0;     // statement id of a rewritten Parse
+  std::unique_ptr<ClientStatements> statements_;  // named prepared statements, on first use     // session mode: the tenant changed while a server is held
   std::unique_ptr<LocalState> local_;  // allocated on first use only
   // Authentication in progress.
   std::unique_ptr<protocol::ScramServerExchange> scram_;

@@ -5,6 +5,7 @@
 // server raise the error, so the transaction aborts as it would on Postgres.
 #include <algorithm>
 
+#include "protocol/message_writer.h"
 #include "protocol/messages.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
@@ -40,6 +41,9 @@ bool IsSessionChange(StatementKind k) {
 bool IsLocalChange(StatementKind k) {
   return k == StatementKind::kSetLocalTenant || k == StatementKind::kSetConfigLocalTenant;
 }
+
+// LocalStatement::kind of a statement the server holds as a refusal (see InspectParse).
+constexpr int kRefusedStatement = -1;
 
 bool SetSourceAllowed(const conf::Config& cfg) {
   return std::find(cfg.tenancy.sources.begin(), cfg.tenancy.sources.end(), conf::TenantSource::kSet) !=
@@ -90,11 +94,14 @@ Status ClientSession::ChangeTenant(const std::optional<std::string>& tenant) {
   }
   tenant_ = tenant;
   wanted_.tenant = tenant;
+  retell_tenant_ = true;
   if (server_ != nullptr) {
-    // Session mode holds a server between transactions. Another pool's tenant must not run
-    // on it: give it back (reset) and take one of the new pool at the next statement.
-    const std::string* pool = tenant ? pooler_->routes().PoolFor(*tenant) : &cfg.tenancy.default_pool.value();
-    if (pool == nullptr || *pool != server_->pool()->name()) {
+    // Session mode holds a server between transactions. Another pool's tenant (or a session
+    // that must now be refused for having none) must not run on it: give it back (reset) and
+    // go through the pool choice again at the next statement.
+    std::string sqlstate, message;
+    Pool* pool = ResolvePool(&sqlstate, &message);
+    if (pool != server_->pool()) {
       ServerSession* s = server_;
       server_ = nullptr;
       state_ = State::kIdle;
@@ -201,9 +208,11 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
     // settings are reset too, so the next prelude sets everything again.
     tenant_ = startup_tenant_;
     wanted_.tenant = startup_tenant_;
-    if (server_ != nullptr) server_->settings().Clear();
+    after_forward_ = AfterForward::kServerReset;
+    recheck_pool_ = true;
+  } else if (mentions) {
+    after_forward_ = AfterForward::kTenantUnknown;
   }
-  if (mentions && server_ != nullptr) server_->settings().tenant_unknown = true;
   return Verdict::kForward;
 }
 
@@ -254,10 +263,19 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
     stream_.Write(out);
     return Verdict::kAnswered;
   }
-  // In a transaction (or behind other work) the answer would overtake the server's: let the
-  // server prepare it, as it is; executing it there is refused below.
-  local_->statements.erase(name);
-  return Verdict::kForward;
+  if (st.value_is_param ? false : std::optional<std::string>(st.value) == tenant_ &&
+                                        st.kind != StatementKind::kResetTenant) {
+    local_->statements.erase(name);
+    return Verdict::kForward;  // no change: harmless on the server
+  }
+  // Inside a transaction (or behind other work) a session-level change is refused, as the
+  // simple-protocol one is: the server prepares a statement that raises 25001, and Binds of it
+  // are rewritten to carry no parameters.
+  Status error = Status::ActiveTransaction("cannot change " + var +
+                                           " inside a transaction block; COMMIT or ROLLBACK first");
+  local_->statements[name].kind = kRefusedStatement;
+  protocol::AppendParse(replacement, name, RefusalSql(error), {});
+  return Verdict::kReplaced;
 }
 
 ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Frame& f, bool server_clean,
@@ -272,14 +290,19 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       loc.portals.erase(std::string(bind.portal));
       return Verdict::kForward;
     }
+    if (it->second.kind == kRefusedStatement) {
+      // The server's statement raises the refusal and takes no parameters.
+      protocol::MessageWriter w(replacement);
+      w.Begin('B').PutCString(bind.portal).PutCString(bind.statement).PutInt16(0).PutInt16(0).PutInt16(0);
+      w.Finish();
+      return Verdict::kReplaced;
+    }
     if (!server_clean) {
       // The server must know the statement before this Bind: prepare it there first, and
       // drop the ParseComplete the client does not expect.
-      std::string parse;
-      protocol::AppendParse(&parse, it->first, it->second.query, it->second.param_types);
-      replacement->append(parse);
+      protocol::AppendParse(replacement, it->first, it->second.query, it->second.param_types);
+      server_->NoteOwn(fe::kParse);
       replacement->append(reinterpret_cast<const char*>(f.payload.data()) - 5, f.total_size);
-      server_->SwallowParseCompletes(1);
       server_->settings().tenant_unknown = true;
       loc.statements.erase(it);
       return Verdict::kReplaced;
@@ -340,7 +363,7 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
     auto it = loc.portals.find(target.name);
     if (it != loc.portals.end()) stmt = it->second.statement;
   }
-  if (stmt == nullptr || !server_clean) return Verdict::kForward;
+  if (stmt == nullptr || !server_clean || stmt->kind == kRefusedStatement) return Verdict::kForward;
   if (f.type == fe::kClose) {
     if (target.kind == 'S') {
       loc.statements.erase(std::string(target.name));

@@ -19,6 +19,7 @@
 #include "protocol/scram.h"
 #include "protocol/status.h"
 #include "proxy/pool.h"
+#include "proxy/prepared_statements.h"
 #include "routing/routing_table.h"
 #include "routing/tenant_source.h"
 
@@ -57,6 +58,9 @@ class Pooler {
   void HandleCancelRequest(int32_t pid, int32_t key);
 
   void OnClientClosed(ClientSession* client);
+  void OnClientPinned(ClientSession* client) { ++pinned_clients_total_; (void)client; }
+  uint64_t pinned_clients_total() const { return pinned_clients_total_; }
+  StatementRegistry& statements() { return statements_; }
   void OnPoolDrained();
 
   // Reload from config_->source_path; returns the diagnostics text on failure.
@@ -91,6 +95,8 @@ class Pooler {
   bool stopped_ = false;
   uint64_t shutdown_started_ms_ = 0;
   int sigint_count_ = 0;
+  uint64_t pinned_clients_total_ = 0;
+  StatementRegistry statements_;
 };
 
 }  // namespace pgtenant::proxy

@@ -242,54 +242,27 @@ bool ServerSession::HandleAuthRequest(std::span<const uint8_t> payload) {
 void ServerSession::Attach(ClientSession* client) {
   state_ = State::kActive;
   client_ = client;
-  outstanding_ = 0;
-  extended_open_ = false;
   copy_in_ = false;
-  swallow_parse_completes_ = 0;
+  tracker_.Clear();
+  ++batch_tick_;
 }
 
-void ServerSession::SendPrelude(const std::string& prelude, int commands, bool as_query) {
-  prelude_commands_ += commands;
-  prelude_query_ = as_query;
-  stream_.Write(prelude);
-}
-
-bool ServerSession::SwallowPrelude(const Frame& f) {
-  // Returns true while the frame belongs to the prelude's responses.
-  if (prelude_query_) {
-    if (f.type == be::kErrorResponse) {
-      PreludeFailed(f);
-      return true;
-    }
-    if (f.type == be::kReadyForQuery) prelude_query_ = false;
-    return true;
-  }
-  if (prelude_commands_ == 0) return false;
-  switch (f.type) {
-    case be::kCommandComplete:
-      --prelude_commands_;
-      return true;
-    case be::kErrorResponse:
-      PreludeFailed(f);
-      return true;
-    case be::kParseComplete:
-    case be::kBindComplete:
-    case be::kParameterStatus:
-    case be::kNoticeResponse:
-      return true;
-    default:
-      return false;
-  }
+void ServerSession::AnswerForServer(char response_type) {
+  tracker_.Synthetic(response_type);
+  std::string due;
+  tracker_.TakeDue(&due);
+  if (!due.empty() && client_) client_->ForwardFromServer(std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(due.data()), due.size()));
 }
 
 void ServerSession::PreludeFailed(const Frame& f) {
-  // The backend refused to take the client's tenant or settings. The client's own messages
-  // were skipped (extended prelude: until the next Sync) or must not run for this client,
-  // so this connection cannot be trusted; close it and tell the client.
+  // The backend refused pgtenant's own statements (the tenant, a setting, a statement the
+  // client prepared). The client's messages behind them were skipped or must not run without
+  // them, so the connection cannot be trusted: close it and tell the client.
   protocol::ErrorFields e = protocol::ParseErrorFields(f.payload);
   LOG_WARNING("pool %s: preparing a server connection failed: %s", pool_->name().c_str(), e.message.c_str());
   ClientSession* c = client_;
-  int sync_points = outstanding_;
+  int sync_points = tracker_.client_sync_points();
   Unlink();
   Close("prelude failed");
   if (c != nullptr) {
@@ -304,6 +277,12 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
   size_t pos = 0;
   size_t run_start = 0;
   bool done = false;
+  std::string due;
+  std::vector<uint64_t> failed;
+  auto flush = [&](size_t upto) {
+    if (upto > run_start && client_) client_->ForwardFromServer(data.subspan(run_start, upto - run_start));
+    run_start = upto;
+  };
   while (!done) {
     Frame f;
     DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), kMaxBackendMessage, &f);
@@ -315,33 +294,51 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
       if (c) c->OnServerLost("08P01", "the backend of pool \"" + pool_->name() + "\" sent a malformed message");
       return data.size();
     }
-    if ((prelude_query_ || prelude_commands_ > 0)) {
-      // Forward what came before, then drop the prelude's own responses.
-      if (pos > run_start && client_) client_->ForwardFromServer(data.subspan(run_start, pos - run_start));
-      bool swallowed = SwallowPrelude(f);
-      if (state_ == State::kClosing) return data.size();
-      if (swallowed) {
-        pos += f.total_size;
-        run_start = pos;
-        continue;
-      }
+    due.clear();
+    failed.clear();
+    uint64_t parsed = 0;
+    auto action = tracker_.OnBackend(f.type, &due, &failed, &parsed);
+    for (uint64_t id : failed) prepared_.erase(id);
+    if (parsed != 0 && client_) client_->OnStatementParsed(parsed);
+    if (action == protocol::ResponseTracker::Action::kPgtenantError) {
+      flush(pos);
+      PreludeFailed(f);
+      return data.size();
     }
-    if (f.type == be::kParseComplete && swallow_parse_completes_ > 0) {
-      if (pos > run_start && client_) client_->ForwardFromServer(data.subspan(run_start, pos - run_start));
-      --swallow_parse_completes_;
+    if (action == protocol::ResponseTracker::Action::kSwallow) {
+      flush(pos);
       pos += f.total_size;
       run_start = pos;
-      continue;
+    } else {
+      pos += f.total_size;
     }
-    pos += f.total_size;
     switch (f.type) {
+      case be::kErrorResponse:
+        txn_may_roll_back_ = true;
+        break;
+      case be::kCommandComplete:
+        if (prelude_in_txn_ && f.payload.size() >= 8 &&
+            std::memcmp(f.payload.data(), "ROLLBACK", 8) == 0) {
+          txn_may_roll_back_ = true;
+        }
+        break;
       case be::kReadyForQuery:
-        // After an error the backend skipped whatever pgtenant slipped in, too.
-        swallow_parse_completes_ = 0;
         txn_status_ = f.payload.empty() ? 'I' : static_cast<char>(f.payload[0]);
-        if (outstanding_ > 0) --outstanding_;
+        if (txn_status_ == 'I' && prelude_in_txn_) {
+          // The prelude's SETs were undone with the transaction: the session holds again
+          // what it held before them.
+          if (txn_may_roll_back_) {
+            settings_.tenant = tenant_before_;
+            settings_.tenant_unknown = tenant_before_unknown_;
+          }
+          prelude_in_txn_ = false;
+          txn_may_roll_back_ = false;
+        }
         copy_in_ = false;
-        if (outstanding_ == 0 && !extended_open_ && txn_status_ == 'I' && !pool_->session_mode()) done = true;
+        if (tracker_.empty() && !tracker_.extended_open() && txn_status_ == 'I' && !pool_->session_mode() &&
+            (client_ == nullptr || !client_->pinned())) {
+          done = true;
+        }
         break;
       case be::kCopyInResponse:
       case be::kCopyBothResponse:
@@ -350,14 +347,22 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
       case be::kParameterStatus: {
         protocol::ByteReader r(f.payload);
         std::string_view name, value;
-        if (r.GetCString(&name) && r.GetCString(&value) && client_) client_->OnParameterStatus(name, value);
+        if (action == protocol::ResponseTracker::Action::kForward && r.GetCString(&name) &&
+            r.GetCString(&value) && client_) {
+          client_->OnParameterStatus(name, value);
+        }
         break;
       }
       default:
         break;
     }
+    if (!due.empty()) {
+      flush(pos);
+      if (client_) client_->ForwardFromServer(std::span<const uint8_t>(
+          reinterpret_cast<const uint8_t*>(due.data()), due.size()));
+    }
   }
-  if (pos > run_start && client_) client_->ForwardFromServer(data.subspan(run_start, pos - run_start));
+  flush(pos);
   if (client_ && client_->write_backlogged()) stream_.StopReading();
   if (done) OnTransactionDone();
   return pos;
@@ -373,11 +378,7 @@ void ServerSession::OnTransactionDone() {
   pool_->Release(this);
 }
 
-void ServerSession::Unlink() {
-  client_ = nullptr;
-  prelude_commands_ = 0;
-  prelude_query_ = false;
-}
+void ServerSession::Unlink() { client_ = nullptr; }
 
 size_t ServerSession::HandleIdle(std::span<const uint8_t> data) {
   // An idle backend only speaks up to say it is going away (FATAL) or to send notices.
@@ -395,10 +396,10 @@ size_t ServerSession::HandleIdle(std::span<const uint8_t> data) {
   return pos;
 }
 
-void ServerSession::DetachAbandoned() {
+void ServerSession::DetachAbandoned(bool discard_state) {
   client_ = nullptr;
   if (state_ != State::kActive) return;
-  bool clean_point = outstanding_ == 0 && !extended_open_ && !copy_in_ && prelude_commands_ == 0 && !prelude_query_;
+  bool clean_point = tracker_.empty() && !tracker_.extended_open() && !copy_in_;
   if (!clean_point) {
     // A query is still running or a COPY is half done: cheaper and safer to drop the
     // connection than to drain it.
@@ -406,7 +407,7 @@ void ServerSession::DetachAbandoned() {
     return;
   }
   bool rollback = txn_status_ != 'I';
-  bool discard = pool_->session_mode();
+  bool discard = pool_->session_mode() || discard_state;
   if (!rollback && !discard) {
     OnTransactionDone();
     return;
@@ -428,6 +429,7 @@ void ServerSession::StartReset(bool rollback, bool discard) {
     protocol::AppendQuery(&out, "DISCARD ALL");
     ++reset_pending_;
     settings_.Clear();
+    prepared_.clear();  // DISCARD ALL deallocates every statement
   }
   stream_.Write(out);
   stream_.StartReading();
@@ -452,7 +454,7 @@ size_t ServerSession::HandleResetting(std::span<const uint8_t> data) {
         return data.size();
       }
       state_ = State::kActive;  // so that OnTransactionDone's bookkeeping applies
-      outstanding_ = 0;
+      tracker_.Clear();
       OnTransactionDone();
       return pos;
     }

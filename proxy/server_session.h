@@ -16,8 +16,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "protocol/frame_decoder.h"
+#include "protocol/response_tracker.h"
 #include "protocol/scram.h"
 #include "proxy/pool.h"
 #include "proxy/session_settings.h"
@@ -53,36 +56,42 @@ class ServerSession : public StreamHandler {
   char txn_status() const { return txn_status_; }
   // Linked, inside a transaction block, and nothing running.
   bool idle_in_transaction() const {
-    return state_ == State::kActive && outstanding_ == 0 && txn_status_ != 'I';
+    return state_ == State::kActive && tracker_.empty() && txn_status_ != 'I';
   }
 
   // REQUIRES: state Idle. Links the client.
   void Attach(ClientSession* client);
-  // Sends statements of pgtenant's own ahead of the client's and swallows their responses.
-  // `commands` counts the CommandCompletes to swallow (extended prelude), or, when `as_query`,
-  // one ReadyForQuery ends the prelude.
-  void SendPrelude(const std::string& prelude, int commands, bool as_query);
-  // The next `n` ParseCompletes before the next ReadyForQuery answer Parse messages pgtenant
-  // slipped in (a statement the client prepared while pgtenant answered for the server).
-  void SwallowParseCompletes(int n) { swallow_parse_completes_ += n; }
-  bool clean() const {
-    return state_ == State::kActive && outstanding_ == 0 && !extended_open_ && txn_status_ == 'I';
+  // The tenant variable was set inside the client's transaction (pgtenant's extended
+  // prelude): if that transaction rolls back, the variable holds `before` again.
+  void TenantSetInTransaction(const std::optional<std::string>& before, bool before_unknown) {
+    prelude_in_txn_ = true;
+    txn_may_roll_back_ = false;
+    tenant_before_ = before;
+    tenant_before_unknown_ = before_unknown;
   }
+  // Registers a message about to be written: the client's (its answer goes to the client) or
+  // pgtenant's own (its answer is dropped). Write the bytes with ForwardRaw in the same order.
+  void NoteSent(char type, uint64_t tag = 0) { tracker_.Sent(type, protocol::ResponseTracker::Origin::kClient, tag); }
+  void NoteOwn(char type, uint64_t tag = 0) { tracker_.Sent(type, protocol::ResponseTracker::Origin::kPgtenant, tag); }
+  void ForwardRaw(std::span<const uint8_t> bytes) { stream_.Write(bytes); }
+  // pgtenant answers a client message itself (ParseComplete of a statement this connection
+  // already has); the answer reaches the client in the place Postgres would have put it.
+  void AnswerForServer(char response_type);
+  bool clean() const {
+    return state_ == State::kActive && tracker_.empty() && !tracker_.extended_open() && txn_status_ == 'I';
+  }
+  // Prepared statements this connection holds, by pgtenant's statement id, with the batch in
+  // which each was last used (for LRU eviction).
+  std::unordered_map<uint64_t, uint64_t>& prepared() { return prepared_; }
+  uint64_t batch_tick() const { return batch_tick_; }
   bool in_transaction_block() const { return txn_status_ != 'I'; }
   void set_last_client_id(uint64_t id) { last_client_id_ = id; }
-  // The client writes its messages through here; the counters track sync points.
-  void ForwardFromClient(std::span<const uint8_t> bytes) { stream_.Write(bytes); }
-  void NoteSyncPointSent() { ++outstanding_; }
-  void NoteExtendedSent() { extended_open_ = true; }
-  void NoteSyncSent() {
-    ++outstanding_;
-    extended_open_ = false;
-  }
   void NoteCopyDoneSent() { copy_in_ = false; }
 
   // The linked client left. The connection is cleaned (ROLLBACK/DISCARD ALL) and released, or
   // closed when it cannot be cleaned cheaply (a query still running, a COPY in progress).
-  void DetachAbandoned();
+  // `discard`: the client left session state behind (pinned): DISCARD ALL before reuse.
+  void DetachAbandoned(bool discard = false);
   // Session mode: the client ended normally; reset the connection and release it.
   void DetachSessionEnd();
 
@@ -113,7 +122,6 @@ class ServerSession : public StreamHandler {
   size_t HandleActive(std::span<const uint8_t> data);
   size_t HandleResetting(std::span<const uint8_t> data);
   size_t HandleIdle(std::span<const uint8_t> data);
-  bool SwallowPrelude(const protocol::Frame& f);
   void PreludeFailed(const protocol::Frame& f);
   void OnTransactionDone();
   void StartReset(bool rollback, bool discard);
@@ -132,12 +140,15 @@ class ServerSession : public StreamHandler {
   sockaddr_storage backend_addr_{};
   int32_t backend_key_ = 0;
   char txn_status_ = 'I';
-  int outstanding_ = 0;          // sync points (Query, Sync, FunctionCall) not yet answered
-  bool extended_open_ = false;   // extended-protocol messages sent after the last Sync
-  bool copy_in_ = false;         // backend waits for CopyData from the client
-  int swallow_parse_completes_ = 0;
-  int prelude_commands_ = 0;     // prelude CommandCompletes still to swallow
-  bool prelude_query_ = false;   // prelude sent as a Query: swallow up to its ReadyForQuery
+  protocol::ResponseTracker tracker_;  // which answer belongs to whom
+  bool copy_in_ = false;               // backend waits for CopyData from the client
+  std::unordered_map<uint64_t, uint64_t> prepared_;
+  uint64_t batch_tick_ = 0;
+  // The prelude of the current transaction, and whether that transaction may be rolled back.
+  bool prelude_in_txn_ = false;
+  bool txn_may_roll_back_ = false;
+  std::optional<std::string> tenant_before_;
+  bool tenant_before_unknown_ = false;
   int reset_pending_ = 0;        // ReadyForQuery answers to swallow while Resetting
   bool release_after_reset_ = true;
   ParamList login_params_;

@@ -73,22 +73,21 @@ bool IsValidSettingName(std::string_view name) {
   return !part_start;
 }
 
-std::vector<std::string> PreludeStatements(const SessionSettings& have, const SessionSettings& want,
-                                           std::string_view tenant_variable, bool trust_tenant) {
-  std::vector<std::string> out;
+Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want,
+                     std::string_view tenant_variable, bool trust_tenant) {
+  Prelude out;
   for (const auto& [name, value] : want.settings) {
     const std::string* cur = have.Find(name);
-    if (cur == nullptr || *cur != value) out.push_back("SET " + QuoteName(name) + " TO " + QuoteValue(value));
+    if (cur == nullptr || *cur != value) {
+      out.settings.push_back("SET " + QuoteName(name) + " TO " + QuoteValue(value));
+    }
   }
   for (const auto& [name, value] : have.settings) {
-    if (want.Find(name) == nullptr) out.push_back("RESET " + QuoteName(name));
+    if (want.Find(name) == nullptr) out.settings.push_back("RESET " + QuoteName(name));
   }
   if (!trust_tenant || have.tenant_unknown || have.tenant != want.tenant) {
-    if (want.tenant) {
-      out.push_back("SET " + QuoteName(tenant_variable) + " TO " + QuoteValue(*want.tenant));
-    } else {
-      out.push_back("RESET " + QuoteName(tenant_variable));
-    }
+    out.tenant = want.tenant ? "SET " + QuoteName(tenant_variable) + " TO " + QuoteValue(*want.tenant)
+                             : "RESET " + QuoteName(tenant_variable);
   }
   return out;
 }

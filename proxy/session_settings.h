@@ -31,11 +31,21 @@ struct SessionSettings {
 // True when `name` is a valid (possibly dotted) configuration parameter name.
 bool IsValidSettingName(std::string_view name);
 
-// The SQL statements (one per element) that make a server session holding `have` hold `want`.
+// What makes a server session holding `have` hold `want`: SQL statements for the settings
+// (one per element) and for the tenant variable (empty when nothing to do). They are kept
+// apart because they are sent differently: settings in a transaction of their own (a rollback
+// of the client's transaction must not revert them, or the revert would be reported to the
+// client with another client's values); the tenant in the client's own first transaction, so
+// that if setting it fails the client's statements do not run.
 // When `trust_tenant` is false the tenant variable is set even if `have` claims the same value:
 // the previous holder of the connection may have changed it behind pgtenant's back (a
 // set_config inside a function), so only the same client's own connection is trusted.
-std::vector<std::string> PreludeStatements(const SessionSettings& have, const SessionSettings& want,
-                                           std::string_view tenant_variable, bool trust_tenant);
+struct Prelude {
+  std::vector<std::string> settings;
+  std::string tenant;
+  bool empty() const { return settings.empty() && tenant.empty(); }
+};
+Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want,
+                     std::string_view tenant_variable, bool trust_tenant);
 
 }  // namespace pgtenant::proxy

@@ -50,6 +50,17 @@ std::string FirstKeyword(std::string_view sql) {
   return NextWord(sql, &pos);
 }
 
+std::vector<std::string> FirstWords(std::string_view sql, int n) {
+  std::vector<std::string> words;
+  size_t pos = 0;
+  for (int i = 0; i < n; ++i) {
+    std::string w = NextWord(sql, &pos);
+    if (w.empty()) break;
+    words.push_back(std::move(w));
+  }
+  return words;
+}
+
 bool MayNeedOwnTransaction(std::string_view sql) {
   size_t pos = 0;
   std::string first = NextWord(sql, &pos);

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pgtenant::routing {
 
@@ -15,5 +16,7 @@ bool MayNeedOwnTransaction(std::string_view sql);
 
 // The first keyword of the statement, lower-cased, after whitespace and comments ("" if none).
 std::string FirstKeyword(std::string_view sql);
+// The first `n` words (letters and '_'), lower-cased, skipping whitespace, comments and '('.
+std::vector<std::string> FirstWords(std::string_view sql, int n);
 
 }  // namespace pgtenant::routing

@@ -1,0 +1,93 @@
+#include "protocol/response_tracker.h"
+
+#include "protocol/message_writer.h"
+
+namespace pgtenant::protocol {
+namespace {
+
+bool IsSyncPoint(char t) { return t == 'Q' || t == 'F' || t == 'S'; }
+bool IsExtended(char t) { return t == 'P' || t == 'B' || t == 'D' || t == 'E' || t == 'C'; }
+
+// Does this backend message finish the answer to a frontend message of this kind?
+bool Completes(char slot, char backend) {
+  switch (slot) {
+    case 'Q':
+    case 'F':
+    case 'S': return backend == 'Z';
+    case 'P': return backend == '1';
+    case 'B': return backend == '2';
+    case 'C': return backend == '3';
+    case 'D': return backend == 'T' || backend == 'n';
+    case 'E': return backend == 'C' || backend == 'I' || backend == 's';
+    default: return false;
+  }
+}
+
+}  // namespace
+
+void ResponseTracker::Sent(char t, Origin origin, uint64_t tag) {
+  if (!IsSyncPoint(t) && !IsExtended(t)) return;
+  slots_.push_back({t, origin, tag});
+  if (origin != Origin::kClient) return;
+  if (IsSyncPoint(t)) {
+    ++client_sync_points_;
+    unsynced_ = 0;
+  } else {
+    ++unsynced_;
+  }
+}
+
+void ResponseTracker::Synthetic(char response_type) {
+  slots_.push_back({response_type, Origin::kSynthetic, 0});
+  ++unsynced_;
+}
+
+void ResponseTracker::Pop() {
+  const Slot& s = slots_.front();
+  if (s.origin == Origin::kClient && IsSyncPoint(s.kind)) --client_sync_points_;
+  slots_.pop_front();
+}
+
+void ResponseTracker::EmitDue(std::string* due) {
+  while (!slots_.empty() && slots_.front().origin == Origin::kSynthetic) {
+    MessageWriter(due).Begin(slots_.front().kind).Finish();
+    slots_.pop_front();
+  }
+}
+
+void ResponseTracker::TakeDue(std::string* due) { EmitDue(due); }
+
+ResponseTracker::Action ResponseTracker::OnBackend(char type, std::string* due,
+                                                   std::vector<uint64_t>* failed_tags,
+                                                   uint64_t* completed_tag) {
+  if (slots_.empty()) return Action::kForward;  // asynchronous: notice, notification, status
+  const Slot front = slots_.front();
+  Action action = front.origin == Origin::kPgtenant ? Action::kSwallow : Action::kForward;
+  if (type == 'E' && front.kind != 'Q' && front.kind != 'F' && front.kind != 'S') {
+    // An extended-protocol error: the backend skips everything up to the next Sync.
+    if (front.origin == Origin::kPgtenant) action = Action::kPgtenantError;
+    while (!slots_.empty() && slots_.front().kind != 'S') {
+      const Slot& s = slots_.front();
+      if (s.origin != Origin::kSynthetic && s.tag != 0 && failed_tags) failed_tags->push_back(s.tag);
+      if (s.origin == Origin::kPgtenant && s.kind == 'Q') break;  // a Query is not skipped
+      slots_.pop_front();
+    }
+    return action;
+  }
+  if (type == 'E' && front.origin == Origin::kPgtenant) action = Action::kPgtenantError;
+  if (Completes(front.kind, type)) {
+    if (completed_tag && front.kind == 'P' && front.tag != 0) *completed_tag = front.tag;
+    if (type == 'Z' && front.kind != 'S' && unsynced_ > 0 && front.origin == Origin::kClient) unsynced_ = 0;
+    Pop();
+    EmitDue(due);
+  }
+  return action;
+}
+
+void ResponseTracker::Clear() {
+  slots_.clear();
+  client_sync_points_ = 0;
+  unsynced_ = 0;
+}
+
+}  // namespace pgtenant::protocol

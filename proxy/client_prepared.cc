@@ -1,0 +1,154 @@
+// ClientSession's mapping of protocol-level named prepared statements onto the shared server
+// statements of prepared_statements.h, in transaction mode.
+#include <algorithm>
+
+#include "protocol/message_writer.h"
+#include "protocol/messages.h"
+#include "proxy/client_session.h"
+#include "proxy/pooler.h"
+#include "proxy/server_session.h"
+
+namespace pgtenant::proxy {
+
+namespace fe = protocol::fe;
+
+namespace {
+
+void AppendCloseStatement(std::string* out, std::string_view name) {
+  protocol::MessageWriter(out).Begin('C').PutByte('S').PutCString(name).Finish();
+}
+
+}  // namespace
+
+void ClientSession::OnStatementParsed(uint64_t id) {
+  if (!statements_) return;
+  for (auto& [name, stmt] : *statements_) {
+    if (stmt->id == id) stmt->parsed_ok = true;
+  }
+}
+
+bool ClientSession::AnswerParseWhileIdle(const protocol::Frame& f) {
+  // Outside a transaction a Parse of a statement some server of the pool has already parsed
+  // needs no server: the statement is only named here and prepared where it is used.
+  protocol::ParseMessage parse;
+  if (!protocol::ParseParseMessage(f.payload, &parse) || parse.statement.empty()) return false;
+  std::string sqlstate, message;
+  Pool* pool = ResolvePool(&sqlstate, &message);
+  if (pool == nullptr || pool->session_mode() || pool->config().max_prepared_statements == 0) return false;
+  PreparedStatementPtr stmt = pooler_->statements().Intern(pool->name(), parse.query, parse.param_types);
+  if (!stmt->parsed_ok) return false;
+  if (!statements_) statements_ = std::make_unique<ClientStatements>();
+  (*statements_)[std::string(parse.statement)] = stmt;
+  std::string out;
+  protocol::AppendParseComplete(&out);
+  stream_.Write(out);
+  return true;
+}
+
+bool ClientSession::MapsPreparedStatements() const {
+  return server_ != nullptr && !server_->pool()->session_mode() &&
+         server_->pool()->config().max_prepared_statements > 0;
+}
+
+void ClientSession::MakeRoomOnServer(std::string* own) {
+  auto& cache = server_->prepared();
+  uint64_t tick = server_->batch_tick();
+  size_t limit = static_cast<size_t>(server_->pool()->config().max_prepared_statements);
+  while (cache.size() >= limit) {
+    // Evict the least recently used statement not needed by this batch.
+    auto victim = std::min_element(cache.begin(), cache.end(),
+                                   [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (victim == cache.end() || victim->second >= tick) break;
+    AppendCloseStatement(own, "pgt_" + std::to_string(victim->first));
+    server_->NoteOwn('C');
+    cache.erase(victim);
+  }
+}
+
+void ClientSession::EnsureOnServer(const PreparedStatementPtr& stmt, std::string* own) {
+  auto& cache = server_->prepared();
+  auto it = cache.find(stmt->id);
+  if (it != cache.end()) {
+    it->second = server_->batch_tick();
+    return;
+  }
+  MakeRoomOnServer(own);
+  protocol::AppendParse(own, stmt->server_name, stmt->query, stmt->param_types);
+  server_->NoteOwn('P', stmt->id);
+  server_->prepared()[stmt->id] = server_->batch_tick();
+}
+
+ClientSession::Verdict ClientSession::MapPreparedStatement(const protocol::Frame& f, std::string* own,
+                                                           std::string* replacement) {
+  switch (f.type) {
+    case fe::kParse: {
+      protocol::ParseMessage parse;
+      if (!protocol::ParseParseMessage(f.payload, &parse) || parse.statement.empty()) return Verdict::kForward;
+      PreparedStatementPtr stmt =
+          pooler_->statements().Intern(server_->pool()->name(), parse.query, parse.param_types);
+      if (!statements_) statements_ = std::make_unique<ClientStatements>();
+      (*statements_)[std::string(parse.statement)] = stmt;
+      auto& cache = server_->prepared();
+      auto it = cache.find(stmt->id);
+      if (it != cache.end()) {
+        // The connection has it already: answer ParseComplete in the server's stead.
+        it->second = server_->batch_tick();
+        server_->AnswerForServer('1');
+        return Verdict::kAnswered;
+      }
+      MakeRoomOnServer(own);
+      protocol::AppendParse(replacement, stmt->server_name, stmt->query, stmt->param_types);
+      server_->prepared()[stmt->id] = server_->batch_tick();
+      replacement_tag_ = stmt->id;
+      return Verdict::kReplaced;
+    }
+    case fe::kBind: {
+      protocol::BindMessage bind;
+      if (!statements_ || !protocol::ParseBindMessage(f.payload, &bind) || bind.statement.empty()) {
+        return Verdict::kForward;
+      }
+      auto it = statements_->find(std::string(bind.statement));
+      if (it == statements_->end()) return Verdict::kForward;  // the server reports 26000
+      EnsureOnServer(it->second, own);
+      // Same message with the statement name replaced.
+      const char* p = reinterpret_cast<const char*>(f.payload.data());
+      size_t portal_len = bind.portal.size() + 1;
+      size_t rest_off = portal_len + bind.statement.size() + 1;
+      protocol::MessageWriter w(replacement);
+      w.Begin('B').PutBytes(std::string_view(p, portal_len)).PutCString(it->second->server_name)
+          .PutBytes(std::string_view(p + rest_off, f.payload.size() - rest_off));
+      w.Finish();
+      return Verdict::kReplaced;
+    }
+    case fe::kDescribe:
+    case fe::kClose: {
+      protocol::TargetMessage target;
+      if (!statements_ || !protocol::ParseTargetMessage(f.payload, &target) || target.kind != 'S' ||
+          target.name.empty()) {
+        return Verdict::kForward;
+      }
+      auto it = statements_->find(std::string(target.name));
+      if (it == statements_->end()) {
+        if (f.type == fe::kClose) {
+          // Closing a statement that does not exist is not an error in Postgres.
+          server_->AnswerForServer('3');
+          return Verdict::kAnswered;
+        }
+        return Verdict::kForward;
+      }
+      if (f.type == fe::kClose) {
+        // Only the client's name goes; the server statement stays for others to share.
+        statements_->erase(it);
+        server_->AnswerForServer('3');
+        return Verdict::kAnswered;
+      }
+      EnsureOnServer(it->second, own);
+      protocol::MessageWriter(replacement).Begin('D').PutByte('S').PutCString(it->second->server_name).Finish();
+      return Verdict::kReplaced;
+    }
+    default:
+      return Verdict::kForward;
+  }
+}
+
+}  // namespace pgtenant::proxy

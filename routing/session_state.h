@@ -1,0 +1,16 @@
+// Statements that leave state in the server session which cannot follow a client to another
+// server connection (product.md section 4): SQL PREPARE, temporary tables, LISTEN, session
+// advisory locks, DECLARE ... WITH HOLD, LOAD, SET ROLE / SESSION AUTHORIZATION and
+// session-level SET of parameters pgtenant does not track. A client that runs one is pinned to
+// its server connection until it disconnects. Pure; errs towards pinning.
+#pragma once
+
+#include <string_view>
+
+namespace pgtenant::routing {
+
+// `tracked_set` decides whether a session-level `SET name ...` is restored by pgtenant itself
+// (then no pin is needed); it receives the lower-cased parameter name.
+bool CreatesSessionState(std::string_view sql, bool (*tracked_set)(std::string_view name));
+
+}  // namespace pgtenant::routing

@@ -34,9 +34,14 @@ struct Listen {
   ClientTls tls;
 };
 
+enum class TenantLabels { kAll, kDedicated, kNone };
+
 struct Metrics {
   std::string host = "127.0.0.1";
   int port = 9930;  // 0 = off
+  // Which tenants get their own label on the per-tenant series (see metrics/metrics.h for the
+  // series counts): every tenant, only tenants with a pool other than the default, or none.
+  TenantLabels tenant_labels = TenantLabels::kDedicated;
 };
 
 struct Admin {

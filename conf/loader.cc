@@ -90,7 +90,12 @@ class ConfigDecoder {
   }
 
   void Metrics(const Node& node, const Path& path) {
-    r_.ReadMap(node, path, {{"host", Str(&c_.metrics.host)}, {"port", Int(&c_.metrics.port)}});
+    r_.ReadMap(node, path, {{"host", Str(&c_.metrics.host)},
+                            {"port", Int(&c_.metrics.port)},
+                            {"tenant_labels", Enum(&c_.metrics.tenant_labels,
+                                                   {{"all", TenantLabels::kAll},
+                                                    {"dedicated", TenantLabels::kDedicated},
+                                                    {"none", TenantLabels::kNone}})}});
   }
 
   void Admin(const Node& node, const Path& path) {

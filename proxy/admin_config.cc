@@ -17,7 +17,7 @@ using Cell = std::optional<std::string>;
 // the metrics endpoint is bound once at start as well).
 bool NeedsRestart(const std::string& key) {
   return key == "listen.host" || key == "listen.port" || key == "metrics.host" ||
-         key == "metrics.port";
+         key == "metrics.port" || key == "metrics.tenant_labels";
 }
 
 class ConfigRows {
@@ -64,6 +64,14 @@ const char* Name(conf::AuthType t) {
     default: return "scram-sha-256";
   }
 }
+const char* Name(conf::TenantLabels t) {
+  switch (t) {
+    case conf::TenantLabels::kAll: return "all";
+    case conf::TenantLabels::kDedicated: return "dedicated";
+    case conf::TenantLabels::kNone: return "none";
+  }
+  return "?";
+}
 const char* Name(conf::PoolMode m) { return m == conf::PoolMode::kSession ? "session" : "transaction"; }
 const char* Name(conf::TenantSource s) {
   switch (s) {
@@ -103,6 +111,7 @@ void AddProcessKeys(ConfigRows* rows, const conf::Config& c) {
   rows->Add("listen.tls.key_file", Str(c.listen.tls.key_file), std::nullopt);
   rows->Add("metrics.host", c.metrics.host, d.metrics.host);
   rows->Add("metrics.port", Int(c.metrics.port), Int(d.metrics.port));
+  rows->Add("metrics.tenant_labels", Name(c.metrics.tenant_labels), Name(d.metrics.tenant_labels));
   rows->Add("admin.database", c.admin.database, d.admin.database);
   rows->Add("admin.users", Join(c.admin.users), std::nullopt);
   rows->Add("auth.type", Name(c.auth.type), Name(d.auth.type));

@@ -286,7 +286,7 @@ void ClientSession::AuthSucceeded() {
       Fail("42501", "user \"" + user_ + "\" may not use the admin console (not in admin.users)");
       return;
     }
-    Fail("0A000", "the admin console is not available in this build");
+    FinishAdminLogin();
     return;
   }
   if (pooler_->shutting_down()) {
@@ -366,7 +366,10 @@ Pool* ClientSession::ResolvePool(std::string* sqlstate, std::string* message) {
       return nullptr;
     }
     Pool* p = pooler_->FindPool(*cfg.tenancy.default_pool);
-    if (p) pool_name_ = p->name();
+    if (p) {
+      pool_name_ = p->name();
+      usage_ = pooler_->UsageFor(usage_, p->name(), "");
+    }
     return p;
   }
   const std::string* name = pooler_->routes().PoolFor(*tenant_);
@@ -377,10 +380,12 @@ Pool* ClientSession::ResolvePool(std::string* sqlstate, std::string* message) {
     return nullptr;
   }
   pool_name_ = p->name();
+  usage_ = pooler_->UsageFor(usage_, p->name(), *tenant_);
   return p;
 }
 
 size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
+  if (admin_) return HandleAdmin(data);
   size_t pos = 0;
   while (state_ == State::kIdle) {
     Frame f;
@@ -470,6 +475,7 @@ void ClientSession::OnServerAssigned(ServerSession* server) {
   }
   server_ = server;
   state_ = State::kActive;
+  txn_started_us_ = uv_hrtime() / 1000;
   server->Attach(this);
   SendPrelude(first_needs_own_txn_);
   stream_.StartReading();
@@ -610,6 +616,7 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
         (type == fe::kParse || type == fe::kBind || type == fe::kDescribe || type == fe::kClose)) {
       v = MapPreparedStatement(f, &own, &replacement);
     }
+    if (type == fe::kQuery || type == fe::kExecute) ++txn_.queries;
     if (v == Verdict::kForward) {
       server_->NoteSent(type);
       if (type == fe::kCopyDone || type == fe::kCopyFail) server_->NoteCopyDoneSent();
@@ -636,6 +643,7 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
     return data.size();
   }
   last_activity_ms_ = NowMs();
+  txn_.bytes_in += pos;
   if (server_ && server_->write_backlogged()) stream_.StopReading();
   return pos;
 }
@@ -665,6 +673,14 @@ void ClientSession::NoteSessionState(const protocol::Frame& f) {
     pooler_->OnClientPinned(this);
     LOG_DEBUG("client %llu pinned to its server connection", static_cast<unsigned long long>(id_));
   }
+}
+
+void ClientSession::AccountTransaction() {
+  uint64_t now_us = uv_hrtime() / 1000;
+  uint64_t server_us = now_us - txn_started_us_;
+  txn_started_us_ = now_us;
+  pooler_->AccountTransaction(usage_, server_ ? server_->pool() : nullptr, txn_, server_us);
+  txn_ = TransactionUsage();
 }
 
 void ClientSession::OnTransactionDone() {

@@ -28,6 +28,7 @@
 #include "proxy/prepared_statements.h"
 #include "proxy/session_settings.h"
 #include "proxy/stream.h"
+#include "proxy/usage.h"
 
 namespace pgtenant::proxy {
 
@@ -72,6 +73,13 @@ class ClientSession : public StreamHandler {
   void OnTransactionDone();          // transaction mode: the server was released
   void OnServerLost(const std::string& sqlstate, const std::string& message);
   void OnParameterStatus(std::string_view name, std::string_view value);
+  // Usage accounting: the server tells when a transaction ends and what went to the client.
+  void AccountTransaction();
+  void AddBytesOut(uint64_t n) { txn_.bytes_out += n; }
+  void NoteError() { ++txn_.errors; }
+  bool admin() const { return admin_; }
+  uint64_t request_ms() const { return last_activity_ms_; }
+  const std::string* application_name() const { return wanted_.Find("application_name"); }
   // A Parse of pgtenant statement `id` succeeded on a server.
   void OnStatementParsed(uint64_t id);
   void ResumeReading();
@@ -98,6 +106,8 @@ class ClientSession : public StreamHandler {
   void FinishLogin(const Pool& pool);
   size_t HandleIdle(std::span<const uint8_t> data);
   size_t HandleActive(std::span<const uint8_t> data);
+  size_t HandleAdmin(std::span<const uint8_t> data);
+  void FinishAdminLogin();
   void AddStartupSetting(const std::string& name, const std::string& value);
   std::string LoginUserOf(const std::string& startup_user) const;
   void StartAuth();
@@ -196,7 +206,10 @@ class ClientSession : public StreamHandler {
   AfterForward after_forward_ = AfterForward::kNothing;
   // The tenant went back to the startup one while a server is held (session mode): the next
   // statement must check that the server belongs to that tenant's pool.
-  bool recheck_pool_ = false;              // holds its server until it disconnects (session state)
+  bool recheck_pool_ = false;
+  TenantUsage* usage_ = nullptr;     // counters of this client's (pool, tenant)
+  TransactionUsage txn_;             // the current transaction's, added to usage_ at its end
+  uint64_t txn_started_us_ = 0;              // holds its server until it disconnects (session state)
   uint64_t replacement_tag_ = 0;     // statement id of a rewritten Parse
   std::unique_ptr<ClientStatements> statements_;  // named prepared statements, on first use     // session mode: the tenant changed while a server is held
   std::unique_ptr<LocalState> local_;  // allocated on first use only

@@ -25,6 +25,11 @@ Pool::~Pool() {
   for (ServerSession* s : servers_) delete s;
 }
 
+metrics::PoolHandle* Pool::metrics_handle() {
+  if (metrics_handle_ == nullptr) metrics_handle_ = pooler_->metrics().Pool(config_.name);
+  return metrics_handle_;
+}
+
 void Pool::UpdateConfig(const conf::Pool& config) {
   bool backend_changed = config.host != config_.host || config.port != config_.port ||
                          config.database != config_.database || config.user != config_.user ||
@@ -70,7 +75,6 @@ void Pool::Acquire(ClientSession* client) {
       ServerSession* s = idle_.back();
       idle_.pop_back();
       if (s->state() != ServerSession::State::kIdle) continue;
-      ++waits_total_;
       HandOver(s, client);
       return;
     }
@@ -104,6 +108,7 @@ void Pool::OpenServer() {
 }
 
 void Pool::HandOver(ServerSession* server, ClientSession* client) {
+  pooler_->AccountWait(this, (NowMs() - client->wait_started_ms()) * 1000);
   client->OnServerAssigned(server);
 }
 
@@ -120,8 +125,6 @@ void Pool::Release(ServerSession* server) {
     ClientSession* c = waiting_.front();
     waiting_.pop_front();
     c->wait_position() = waiting_.end();
-    ++waits_total_;
-    wait_ms_total_ += now - c->wait_started_ms();
     HandOver(server, c);
     return;
   }
@@ -137,8 +140,6 @@ void Pool::ServeWaiters() {
     ClientSession* c = waiting_.front();
     waiting_.pop_front();
     c->wait_position() = waiting_.end();
-    ++waits_total_;
-    wait_ms_total_ += NowMs() - c->wait_started_ms();
     HandOver(s, c);
   }
   int connecting = connecting_count();

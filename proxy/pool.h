@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "metrics/metrics.h"
 
 namespace pgtenant::proxy {
 
@@ -35,6 +36,8 @@ class Pool {
   const conf::Pool& config() const { return config_; }
   Pooler* pooler() const { return pooler_; }
   bool session_mode() const { return config_.mode == conf::PoolMode::kSession; }
+  // This pool's metrics series, looked up once.
+  metrics::PoolHandle* metrics_handle();
 
   // Applies a reloaded pool config; it takes effect for server connections opened from now.
   void UpdateConfig(const conf::Pool& config);
@@ -80,9 +83,6 @@ class Pool {
   const std::unordered_set<ServerSession*>& servers() const { return servers_; }
   const std::list<ClientSession*>& waiting() const { return waiting_; }
 
-  // Wait-time accounting: total waits, their sum (ms), for SHOW STATS.
-  uint64_t waits_total() const { return waits_total_; }
-  uint64_t wait_ms_total() const { return wait_ms_total_; }
 
  private:
   void OpenServer();
@@ -98,9 +98,8 @@ class Pool {
   ParamList server_params_;
   bool retired_ = false;
   bool paused_ = false;
-  uint64_t waits_total_ = 0;
-  uint64_t wait_ms_total_ = 0;
   uint64_t last_connect_failure_ms_ = 0;
+  metrics::PoolHandle* metrics_handle_ = nullptr;
 };
 
 }  // namespace pgtenant::proxy

@@ -2,6 +2,10 @@
 
 #include <sys/resource.h>
 
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
 #include <cstdlib>
 #include <cstring>
 #include <unistd.h>
@@ -22,6 +26,51 @@ constexpr int kScramIterations = 4096;
 }  // namespace
 
 uint64_t NowMs() { return uv_hrtime() / 1000000; }
+
+namespace {
+std::string ReadFileText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+}  // namespace
+
+void Pooler::StartConfigWatch() {
+  if (!config_->config_watch || config_watching_) return;
+  // Watch the directory, not the file: editors and Kubernetes ConfigMaps replace the file (a
+  // rename, or a swap of the ..data symlink), which a watch on the old inode would miss.
+  std::string path = config_->source_path;
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  uv_fs_event_init(loop_, &config_watch_);
+  config_watch_.data = this;
+  uv_timer_init(loop_, &config_settle_);
+  config_settle_.data = this;
+  int rc = uv_fs_event_start(&config_watch_, OnConfigFileEvent, dir.c_str(), 0);
+  if (rc != 0) {
+    LOG_WARNING("config_watch: cannot watch %s: %s", dir.c_str(), uv_strerror(rc));
+  } else {
+    LOG_INFO("config_watch: watching %s", dir.c_str());
+  }
+  config_watching_ = true;
+}
+
+void Pooler::OnConfigFileEvent(uv_fs_event_t* handle, const char*, int, int) {
+  auto* self = static_cast<Pooler*>(handle->data);
+  // Writers touch a file several times in a row; reload once they have settled.
+  uv_timer_start(&self->config_settle_, OnConfigSettled, 300, 0);
+}
+
+void Pooler::OnConfigSettled(uv_timer_t* timer) {
+  auto* self = static_cast<Pooler*>(timer->data);
+  if (self->shutting_down_) return;
+  std::string text = ReadFileText(self->config_->source_path);
+  if (text.empty() || text == self->config_text_) return;  // unchanged, or mid-replacement
+  LOG_INFO("config_watch: %s changed; reloading", self->config_->source_path.c_str());
+  Status s = self->Reload();
+  (void)s;
+}
 
 Pooler::Pooler(uv_loop_t* loop, conf::ConfigPtr config) : loop_(loop) {
   dummy_verifier_ = protocol::MakeScramVerifier(protocol::RandomBytes(16), protocol::RandomBytes(16),
@@ -77,6 +126,11 @@ void Pooler::ApplyConfig(conf::ConfigPtr config) {
 }
 
 Status Pooler::Start() {
+  started_s_ = static_cast<uint64_t>(std::time(nullptr));
+  Status ms = StartMetrics();
+  if (!ms.ok()) return ms;
+  metrics_->OnReload(true);  // the startup load counts as the first good one
+  config_text_ = ReadFileText(config_->source_path);
   const conf::Listen& l = config_->listen;
   sockaddr_storage addr;
   if (uv_ip4_addr(l.host.c_str(), l.port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
@@ -102,6 +156,7 @@ Status Pooler::Start() {
   uv_timer_init(loop_, &janitor_);
   janitor_.data = this;
   uv_timer_start(&janitor_, OnJanitor, kJanitorIntervalMs, kJanitorIntervalMs);
+  StartConfigWatch();
   LOG_INFO("pgtenant listening on %s:%d with %zu pool(s)", l.host.c_str(), l.port, pools_.size());
   return Status::Ok();
 }
@@ -199,12 +254,29 @@ Status Pooler::Reload() {
   }
   if (!r.ok()) {
     LOG_ERROR("reload: the new config is invalid; nothing changed");
-    return Status::Error("F0000", "invalid config: nothing changed");
+    metrics_->OnReload(false);
+    std::string first;
+    for (const auto& d : r.diagnostics) {
+      if (!d.warning) {
+        first = conf::FormatDiagnostic(d, config_->source_path);
+        break;
+      }
+    }
+    return Status::Error("F0000", "invalid config, nothing changed: " + first);
   }
   if (r.config->listen.host != config_->listen.host || r.config->listen.port != config_->listen.port) {
     LOG_WARNING("reload: listen.host/port changed; that needs a restart and is ignored until then");
   }
+  if (r.config->metrics.port != config_->metrics.port || r.config->metrics.host != config_->metrics.host ||
+      r.config->metrics.tenant_labels != config_->metrics.tenant_labels) {
+    LOG_WARNING("reload: metrics.host/port/tenant_labels changed; that needs a restart");
+  }
+  std::optional<std::string> old_default = config_->tenancy.default_pool;
   ApplyConfig(r.config);
+  if (old_default != config_->tenancy.default_pool) metrics_->SetDefaultPool(config_->tenancy.default_pool);
+  config_text_ = ReadFileText(config_->source_path);
+  metrics_->OnReload(true);
+  StartConfigWatch();  // config_watch may have just been turned on
   LOG_INFO("reload: config applied");
   return Status::Ok();
 }
@@ -213,6 +285,7 @@ void Pooler::OnJanitor(uv_timer_t* timer) { static_cast<Pooler*>(timer->data)->M
 
 void Pooler::Maintain() {
   uint64_t now = NowMs();
+  UpdateGauges();
   const conf::Timeouts& t = config_->timeouts;
   for (auto& [name, pool] : pools_) pool->Maintain(now);
   for (auto it = retired_pools_.begin(); it != retired_pools_.end();) {
@@ -272,6 +345,11 @@ void Pooler::FinishShutdownIfIdle() {
   uv_timer_stop(&janitor_);
   uv_close(reinterpret_cast<uv_handle_t*>(&janitor_), nullptr);
   for (auto* sig : {&sigterm_, &sigint_, &sighup_}) uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);
+  if (config_watching_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&config_watch_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&config_settle_), nullptr);
+    config_watching_ = false;
+  }
   LOG_INFO("all clients gone; closing server connections");
 }
 

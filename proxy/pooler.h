@@ -18,7 +18,9 @@
 #include "conf/config.h"
 #include "protocol/scram.h"
 #include "protocol/status.h"
+#include "metrics/metrics.h"
 #include "proxy/pool.h"
+#include "proxy/usage.h"
 #include "proxy/prepared_statements.h"
 #include "routing/routing_table.h"
 #include "routing/tenant_source.h"
@@ -37,6 +39,10 @@ class Pooler {
 
   // Binds the listener and installs signal handlers and the janitor. Then run the loop.
   Status Start();
+  // Per-pool usage (SHOW STATS).
+  const std::unordered_map<std::string, PoolUsage>& pool_usage() const { return pool_usage_; }
+  const std::unordered_map<std::string, TenantUsage>& tenant_usage() const { return usage_; }
+  uint64_t started_s() const { return started_s_; }
 
   uv_loop_t* loop() const { return loop_; }
   const conf::Config& config() const { return *config_; }
@@ -63,8 +69,19 @@ class Pooler {
   StatementRegistry& statements() { return statements_; }
   void OnPoolDrained();
 
-  // Reload from config_->source_path; returns the diagnostics text on failure.
+  // Reload from config_->source_path. An invalid config changes nothing; the error says why.
   Status Reload();
+
+  // Usage accounting (usage.h). `current` is the caller's cached entry, returned as is when it
+  // is already the (pool, tenant) asked for.
+  TenantUsage* UsageFor(TenantUsage* current, const std::string& pool, const std::string& tenant);
+  void AccountTransaction(TenantUsage* usage, Pool* pool, const TransactionUsage& txn, uint64_t server_us);
+  void AccountWait(Pool* pool, uint64_t wait_us);
+  metrics::Metrics& metrics() { return *metrics_; }
+
+  // The admin console: runs one command and appends its complete answer (with ReadyForQuery).
+  // Returns false for SHUTDOWN: the caller writes the answer, then calls BeginShutdown().
+  bool AdminQuery(std::string_view sql, std::string* out);
   void BeginShutdown();
   bool shutting_down() const { return shutting_down_; }
 
@@ -75,7 +92,11 @@ class Pooler {
   void Maintain();
   void ApplyConfig(conf::ConfigPtr config);
   void FinishShutdownIfIdle();
-  void StopLoop();
+  void UpdateGauges();
+  Status StartMetrics();
+  void StartConfigWatch();
+  static void OnConfigFileEvent(uv_fs_event_t* handle, const char* filename, int events, int status);
+  static void OnConfigSettled(uv_timer_t* timer);
 
   uv_loop_t* loop_;
   conf::ConfigPtr config_;
@@ -96,6 +117,15 @@ class Pooler {
   uint64_t shutdown_started_ms_ = 0;
   int sigint_count_ = 0;
   uint64_t pinned_clients_total_ = 0;
+  std::unique_ptr<metrics::Metrics> metrics_;
+  std::unordered_map<std::string, TenantUsage> usage_;  // key: pool '\0' tenant
+  std::unordered_map<std::string, PoolUsage> pool_usage_;
+  uint64_t last_gauges_ms_ = 0;
+  uint64_t started_s_ = 0;
+  uv_fs_event_t config_watch_;
+  uv_timer_t config_settle_;
+  bool config_watching_ = false;
+  std::string config_text_;  // the text of the config in force, to ignore no-op file events
   StatementRegistry statements_;
 };
 

@@ -277,10 +277,14 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
   size_t pos = 0;
   size_t run_start = 0;
   bool done = false;
+  int transactions_ended = 0;
   std::string due;
   std::vector<uint64_t> failed;
   auto flush = [&](size_t upto) {
-    if (upto > run_start && client_) client_->ForwardFromServer(data.subspan(run_start, upto - run_start));
+    if (upto > run_start && client_) {
+      client_->ForwardFromServer(data.subspan(run_start, upto - run_start));
+      client_->AddBytesOut(upto - run_start);
+    }
     run_start = upto;
   };
   while (!done) {
@@ -315,6 +319,7 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
     switch (f.type) {
       case be::kErrorResponse:
         txn_may_roll_back_ = true;
+        if (client_ && action == protocol::ResponseTracker::Action::kForward) client_->NoteError();
         break;
       case be::kCommandComplete:
         if (prelude_in_txn_ && f.payload.size() >= 8 &&
@@ -324,6 +329,9 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
         break;
       case be::kReadyForQuery:
         txn_status_ = f.payload.empty() ? 'I' : static_cast<char>(f.payload[0]);
+        if (txn_status_ == 'I' && client_ && action == protocol::ResponseTracker::Action::kForward) {
+          ++transactions_ended;
+        }
         if (txn_status_ == 'I' && prelude_in_txn_) {
           // The prelude's SETs were undone with the transaction: the session holds again
           // what it held before them.
@@ -363,6 +371,7 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
     }
   }
   flush(pos);
+  for (int i = 0; i < transactions_ended && client_; ++i) client_->AccountTransaction();
   if (client_ && client_->write_backlogged()) stream_.StopReading();
   if (done) OnTransactionDone();
   return pos;

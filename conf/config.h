@@ -58,6 +58,7 @@ struct User {
   bool password_is_plaintext = false;
   std::vector<std::string> tenants;  // "*" means any tenant
   bool any_tenant = false;           // tenants contains "*"
+  int max_client_connections = 0;    // 0 = no per-user limit
 };
 
 struct Auth {

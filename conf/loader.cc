@@ -114,7 +114,8 @@ class ConfigDecoder {
              user.name = name;
              r_.ReadMap(v, up, {{"password", Str(&user.password)},
                                 {"password_env", Str(&user.password_env)},
-                                {"tenants", List(&user.tenants)}});
+                                {"tenants", List(&user.tenants)},
+                                {"max_client_connections", Int(&user.max_client_connections)}});
            });
          }},
     });

@@ -234,6 +234,7 @@ class Validator {
       }
       UserPassword(p, user);
       UserTenants(p, user);
+      Range(p + ".max_client_connections", user.max_client_connections, 0, INT32_MAX);
     }
   }
 

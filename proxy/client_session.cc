@@ -6,6 +6,7 @@
 
 #include "protocol/byte_reader.h"
 #include "protocol/md5_auth.h"
+#include "protocol/message_writer.h"
 #include "protocol/messages.h"
 #include "proxy/log.h"
 #include "proxy/pooler.h"
@@ -40,6 +41,26 @@ bool IsReportedSetting(std::string_view lower_name) {
   return lower_name == "client_encoding" || lower_name == "datestyle" || lower_name == "intervalstyle" ||
          lower_name == "timezone" || lower_name == "standard_conforming_strings" ||
          lower_name == "application_name";
+}
+
+// pgtenant's own statement on every server connection: sets the tenant variable to $1
+// ('' for a session without a tenant: what RESET leaves in a custom variable).
+constexpr const char* kTenantStatement = "pgtenant_set_tenant";
+
+std::string TenantStatementSql(const std::string& variable) {
+  std::string quoted;
+  for (char c : variable) {
+    if (c == '\'') quoted += '\'';
+    quoted += c;
+  }
+  return "SELECT pg_catalog.set_config('" + quoted + "', $1, false)";
+}
+
+void AppendBindTenant(std::string* out, std::string_view tenant) {
+  protocol::MessageWriter w(out);
+  w.Begin('B').PutCString("").PutCString(kTenantStatement).PutInt16(0).PutInt16(1);
+  w.PutInt32(static_cast<int32_t>(tenant.size())).PutBytes(tenant).PutInt16(0);
+  w.Finish();
 }
 
 }  // namespace
@@ -293,6 +314,20 @@ void ClientSession::AuthSucceeded() {
     Fail("57P01", "pgtenant is shutting down");
     return;
   }
+  Status slot = pooler_->AcquireUserSlot(user_);
+  if (!slot.ok()) {
+    Fail(slot.sqlstate().c_str(), slot.message());
+    return;
+  }
+  holds_user_slot_ = true;
+  if (tenant_) {
+    slot = pooler_->AcquireTenantSlot(*tenant_);
+    if (!slot.ok()) {
+      Fail(slot.sqlstate().c_str(), slot.message());
+      return;
+    }
+    slot_tenant_ = tenant_;
+  }
   std::string out;
   protocol::AppendAuthRequest(&out, protocol::kAuthOk);
   stream_.Write(out);
@@ -436,7 +471,14 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
       // Refused: the error is sent; skip this message (through its Sync) and go on.
       continue;
     }
-    if (state_ == State::kActive) return pos + HandleActive(data.subspan(pos));
+    if (state_ == State::kActive) {
+      size_t used = HandleActive(data.subspan(pos));
+      if (server_ != nullptr) server_->Uncork();
+      return pos + used;
+    }
+    // Still Idle: the pool failed the request at once (backend down); the error is sent and
+    // this message is skipped like a refused one.
+    if (state_ == State::kIdle) continue;
     return pos;  // waiting: the rest is kept until a server is assigned
   }
   return pos;
@@ -477,9 +519,14 @@ void ClientSession::OnServerAssigned(ServerSession* server) {
   state_ = State::kActive;
   txn_started_us_ = uv_hrtime() / 1000;
   server->Attach(this);
+  server->Cork();
   SendPrelude(first_needs_own_txn_);
   stream_.StartReading();
-  if (!in_data_callback_) stream_.Replay();
+  if (!in_data_callback_) {
+    stream_.Replay();
+    if (server_ != nullptr) server_->Uncork();
+  }
+  // Otherwise HandleIdle forwards the batch and uncorks.
 }
 
 void ClientSession::SendPrelude(bool tenant_as_query) {
@@ -510,12 +557,17 @@ void ClientSession::SendPrelude(bool tenant_as_query) {
       protocol::AppendQuery(&bytes, p.tenant);
       server_->NoteOwn(fe::kQuery);
     } else {
-      // Parse/Bind/Execute without Sync: it shares the implicit transaction of the client's
-      // first statement, so if it fails the backend skips the client's statements.
-      protocol::AppendParse(&bytes, p.tenant);
-      protocol::AppendBindUnnamed(&bytes);
+      // Bind/Execute of pgtenant's statement, without Sync: it shares the implicit transaction
+      // of the client's first statement, so if it fails the backend skips the client's
+      // statements. Prepared once per server connection, so the backend does not parse it
+      // for every transaction.
+      if (!server_->tenant_statement_ready()) {
+        protocol::AppendParse(&bytes, kTenantStatement, TenantStatementSql(cfg.tenancy.variable), {25});
+        server_->NoteOwn(fe::kParse);
+        server_->set_tenant_statement_ready(true);
+      }
+      AppendBindTenant(&bytes, wanted_.tenant.value_or(""));
       protocol::AppendExecuteUnnamed(&bytes);
-      server_->NoteOwn(fe::kParse);
       server_->NoteOwn(fe::kBind);
       server_->NoteOwn(fe::kExecute);
       server_->TenantSetInTransaction(before, before_unknown);
@@ -539,7 +591,7 @@ void ClientSession::OnServerUnavailable(const std::string& sqlstate, const std::
   stream_.Write(out);
   skip_until_sync_ = true;
   stream_.StartReading();
-  stream_.Replay();
+  if (!in_data_callback_) stream_.Replay();
 }
 
 // ---------------------------------------------------------------- in a transaction
@@ -595,6 +647,7 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
           ServerSession* s = server_;
           server_ = nullptr;
           state_ = State::kIdle;
+          pinned_ = false;
           s->DetachSessionEnd();
           return pos;
         }
@@ -607,8 +660,15 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
       }
       if (after_forward_ == AfterForward::kServerReset) {
         server_->settings().Clear();  // RESET ALL / DISCARD ALL
+        if (routing::FirstKeyword(AsView(f.payload)) != "reset") {
+          server_->set_tenant_statement_ready(false);  // DISCARD ALL / DEALLOCATE drop it
+          server_->prepared().clear();
+        }
       } else if (after_forward_ == AfterForward::kTenantUnknown) {
         server_->settings().tenant_unknown = true;
+      } else if (after_forward_ == AfterForward::kStatementsDropped) {
+        server_->prepared().clear();  // DEALLOCATE ALL took pgtenant's statements too
+        server_->set_tenant_statement_ready(false);
       }
       after_forward_ = AfterForward::kNothing;
     }
@@ -667,7 +727,8 @@ void ClientSession::NoteSessionState(const protocol::Frame& f) {
   } else {
     return;
   }
-  if (routing::CreatesSessionState(sql, [](std::string_view name) { return IsReportedSetting(name); })) {
+  if (routing::CreatesSessionState(sql, pooler_->config().tenancy.variable,
+                                   [](std::string_view name) { return IsReportedSetting(name); })) {
     // This client's session now lives on this server connection only: keep it.
     pinned_ = true;
     pooler_->OnClientPinned(this);
@@ -720,7 +781,7 @@ void ClientSession::OnPreludeFailed(const std::string& sqlstate, const std::stri
   stream_.Write(out);
   skip_until_sync_ = sync_points == 0;
   stream_.StartReading();
-  stream_.Replay();
+  if (!in_data_callback_) stream_.Replay();
 }
 
 void ClientSession::ResumeReading() {
@@ -767,6 +828,10 @@ void ClientSession::Teardown() {
     s->DetachAbandoned(pinned_);
   }
   if (cancel_pid_ != 0) pooler_->UnregisterCancelKey(cancel_pid_);
+  if (holds_user_slot_) pooler_->ReleaseUserSlot(user_);
+  holds_user_slot_ = false;
+  if (slot_tenant_) pooler_->ReleaseTenantSlot(*slot_tenant_);
+  slot_tenant_.reset();
 }
 
 void ClientSession::OnStreamEnd(int) { Close(); }

@@ -132,6 +132,7 @@ class ClientSession : public StreamHandler {
   // written; kReplaced: `replacement` goes to the server instead of the message.
   Verdict InspectForTenancy(const protocol::Frame& f, bool server_clean, std::string* replacement);
   Verdict InspectQuery(std::string_view sql, bool server_clean, std::string* replacement);
+  Verdict InspectDeallocate(std::string_view sql, bool server_clean);
   Verdict InspectParse(const protocol::Frame& f, bool server_clean, std::string* replacement);
   Verdict InspectLocalReference(const protocol::Frame& f, bool server_clean, std::string* replacement);
   // Validates and applies a session-level tenant change (routing follows at the next
@@ -142,6 +143,9 @@ class ClientSession : public StreamHandler {
   static std::string RefusalSql(const Status& error);
   void AnswerError(const Status& error, bool with_ready);
   bool user_may_act_as_any_tenant() const;
+  // SET LOCAL / set_config(..., true): the user may act as `tenant` and its pool is the one
+  // in use. Returns the refusal otherwise.
+  Status CheckLocalTenant(const std::string& tenant);
 
   // ---- prepared statements (client_prepared.cc)
   bool MapsPreparedStatements() const;
@@ -202,11 +206,13 @@ class ClientSession : public StreamHandler {
   bool retell_tenant_ = false;
   // What the statement being forwarded does to the server session, applied to pgtenant's
   // picture of it once the statement (after any prelude) is on its way.
-  enum class AfterForward : uint8_t { kNothing, kServerReset, kTenantUnknown };
+  enum class AfterForward : uint8_t { kNothing, kServerReset, kTenantUnknown, kStatementsDropped };
   AfterForward after_forward_ = AfterForward::kNothing;
   // The tenant went back to the startup one while a server is held (session mode): the next
   // statement must check that the server belongs to that tenant's pool.
   bool recheck_pool_ = false;
+  bool holds_user_slot_ = false;           // counted against auth.users.NAME.max_client_connections
+  std::optional<std::string> slot_tenant_;  // counted against tenants.ID.max_client_connections
   TenantUsage* usage_ = nullptr;     // counters of this client's (pool, tenant)
   TransactionUsage txn_;             // the current transaction's, added to usage_ at its end
   uint64_t txn_started_us_ = 0;              // holds its server until it disconnects (session state)

@@ -4,6 +4,7 @@
 // the new tenant's pool. Inside a transaction a session-level switch is refused by making the
 // server raise the error, so the transaction aborts as it would on Postgres.
 #include <algorithm>
+#include <cctype>
 
 #include "protocol/message_writer.h"
 #include "protocol/messages.h"
@@ -42,8 +43,10 @@ bool IsLocalChange(StatementKind k) {
   return k == StatementKind::kSetLocalTenant || k == StatementKind::kSetConfigLocalTenant;
 }
 
-// LocalStatement::kind of a statement the server holds as a refusal (see InspectParse).
+// LocalStatement::kind of statements the server holds (see InspectParse): one that raises a
+// refusal, and a SET LOCAL / set_config(..., true) whose bound value is checked at each Bind.
 constexpr int kRefusedStatement = -1;
+constexpr int kCheckedLocalStatement = -2;
 
 bool SetSourceAllowed(const conf::Config& cfg) {
   return std::find(cfg.tenancy.sources.begin(), cfg.tenancy.sources.end(), conf::TenantSource::kSet) !=
@@ -88,6 +91,15 @@ Status ClientSession::ChangeTenant(const std::optional<std::string>& tenant) {
                                            routing::TenantCheckPhase::kSet);
     if (!s.ok()) return s;
   }
+  if (tenant != slot_tenant_) {
+    // The client now counts against the new tenant's connection limit.
+    if (tenant) {
+      Status slot = pooler_->AcquireTenantSlot(*tenant);
+      if (!slot.ok()) return slot;
+    }
+    if (slot_tenant_) pooler_->ReleaseTenantSlot(*slot_tenant_);
+    slot_tenant_ = tenant;
+  }
   if (tenant != tenant_) {
     LOG_DEBUG("client %llu: tenant %s -> %s", static_cast<unsigned long long>(id_),
               tenant_ ? tenant_->c_str() : "(none)", tenant ? tenant->c_str() : "(none)");
@@ -105,10 +117,30 @@ Status ClientSession::ChangeTenant(const std::optional<std::string>& tenant) {
       ServerSession* s = server_;
       server_ = nullptr;
       state_ = State::kIdle;
+      pinned_ = false;  // its session state goes with the reset of the old connection
       s->DetachSessionEnd();
     } else {
       prelude_pending_ = true;
     }
+  }
+  return Status::Ok();
+}
+
+Status ClientSession::CheckLocalTenant(const std::string& tenant) {
+  // A transaction-local tenant must be one this user may act as, and served by the pool the
+  // transaction runs on (another pool's tenant has no rows here, or worse, other rules).
+  const conf::Config& cfg = pooler_->config();
+  if (tenant.empty()) return Status::Ok();
+  Status s = routing::CheckTenantAllowed(cfg, pooler_->routes().validator(), user_, tenant,
+                                         routing::TenantCheckPhase::kSet);
+  if (!s.ok()) return s;
+  std::string sqlstate, message;
+  Pool* current = server_ != nullptr ? server_->pool() : ResolvePool(&sqlstate, &message);
+  const std::string* pool = pooler_->routes().PoolFor(tenant);
+  if (current != nullptr && (pool == nullptr || *pool != current->name())) {
+    return Status::ActiveTransaction("tenant \"" + tenant + "\" is served by pool \"" +
+                                     (pool ? *pool : std::string("?")) + "\", not by this transaction's pool \"" +
+                                     current->name() + "\"; change tenants between transactions");
   }
   return Status::Ok();
 }
@@ -134,9 +166,55 @@ ClientSession::Verdict ClientSession::InspectForTenancy(const protocol::Frame& f
   }
 }
 
+ClientSession::Verdict ClientSession::InspectDeallocate(std::string_view sql, bool server_clean) {
+  // Protocol-level statement names are the client's own (prepared_statements.h): DEALLOCATE of
+  // one is answered here. SQL-level PREPAREd ones (a pinned client) live on the server.
+  std::vector<std::string> w = routing::FirstWords(sql, 4);
+  bool all = std::find(w.begin(), w.end(), "all") != w.end();
+  std::string name;
+  if (!all) {
+    size_t at = sql.find_first_of(" \t\r\n");
+    std::string_view rest = at == std::string_view::npos ? std::string_view() : sql.substr(at);
+    while (!rest.empty() && (std::isspace(static_cast<unsigned char>(rest.front())) != 0)) rest.remove_prefix(1);
+    if (w.size() > 1 && w[1] == "prepare") rest = rest.substr(std::min(rest.size(), size_t{7}));
+    while (!rest.empty() && (std::isspace(static_cast<unsigned char>(rest.front())) != 0)) rest.remove_prefix(1);
+    while (!rest.empty() && (rest.back() == ';' || std::isspace(static_cast<unsigned char>(rest.back())) != 0)) {
+      rest.remove_suffix(1);
+    }
+    if (rest.size() >= 2 && rest.front() == '"' && rest.back() == '"') {
+      name = std::string(rest.substr(1, rest.size() - 2));
+    } else {
+      for (char c : rest) name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  if (all) {
+    if (statements_) statements_->clear();
+    if (pinned_ || !server_clean) {
+      after_forward_ = AfterForward::kStatementsDropped;
+      return Verdict::kForward;
+    }
+  } else {
+    if (!statements_ || statements_->erase(name) == 0) return Verdict::kForward;
+    if (!server_clean) return Verdict::kForward;  // the server answers 26000: documented
+  }
+  std::string out;
+  protocol::AppendCommandComplete(&out, all ? "DEALLOCATE ALL" : "DEALLOCATE");
+  protocol::AppendReadyForQuery(&out, 'I');
+  stream_.Write(out);
+  return Verdict::kAnswered;
+}
+
 ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool server_clean,
                                                    std::string* replacement) {
   const conf::Config& cfg = pooler_->config();
+  {
+    size_t i = 0;
+    while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i])) != 0) ++i;
+    if (sql.size() - i >= 10 && (sql[i] | 0x20) == 'd' && (sql[i + 1] | 0x20) == 'e' &&
+        routing::FirstKeyword(sql) == "deallocate") {
+      return InspectDeallocate(sql.substr(i), server_clean);
+    }
+  }
   const std::string& var = cfg.tenancy.variable;
   if (!routing::MightTouchTenant(sql, var)) return Verdict::kForward;
   std::vector<routing::ClassifiedStatement> stmts = routing::ClassifyQuery(sql, var);
@@ -183,18 +261,10 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
       stream_.Write(out);
       return Verdict::kAnswered;
     }
-    if (IsLocalChange(st.kind) && server_ != nullptr && server_->in_transaction_block()) {
+    if (IsLocalChange(st.kind)) {
       if (st.value_is_param || st.is_default) return Verdict::kForward;
-      Status s = routing::CheckTenantAllowed(cfg, pooler_->routes().validator(), user_, st.value,
-                                             routing::TenantCheckPhase::kSet);
+      Status s = CheckLocalTenant(st.value);
       if (!s.ok()) return refuse(s);
-      const std::string* pool = pooler_->routes().PoolFor(st.value);
-      if (pool == nullptr || *pool != server_->pool()->name()) {
-        return refuse(Status::ActiveTransaction("tenant \"" + st.value + "\" is served by pool \"" +
-                                                (pool ? *pool : std::string("?")) +
-                                                "\", not by this transaction's pool \"" +
-                                                server_->pool()->name() + "\"; change tenants between transactions"));
-      }
       return Verdict::kForward;
     }
   }
@@ -206,9 +276,19 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
   if (resets) {
     // RESET ALL and DISCARD ALL return the tenant to the one given at startup; the server's
     // settings are reset too, so the next prelude sets everything again.
+    if (slot_tenant_ != startup_tenant_) {
+      // Back to the startup tenant, whose connection slot is free again (it was held before).
+      if (slot_tenant_) pooler_->ReleaseTenantSlot(*slot_tenant_);
+      if (startup_tenant_) (void)pooler_->AcquireTenantSlot(*startup_tenant_);
+      slot_tenant_ = startup_tenant_;
+    }
     tenant_ = startup_tenant_;
     wanted_.tenant = startup_tenant_;
     after_forward_ = AfterForward::kServerReset;
+    bool discards = std::any_of(stmts.begin(), stmts.end(), [](const routing::ClassifiedStatement& st) {
+      return st.kind == StatementKind::kDiscardAll;
+    });
+    if (discards && statements_) statements_->clear();  // DISCARD ALL deallocates them too
     recheck_pool_ = true;
   } else if (mentions) {
     after_forward_ = AfterForward::kTenantUnknown;
@@ -227,6 +307,22 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
   std::vector<routing::ClassifiedStatement> stmts = routing::ClassifyQuery(parse.query, var);
   if (stmts.size() != 1) return Verdict::kForward;  // the server refuses several commands in a Parse
   const routing::ClassifiedStatement& st = stmts.front();
+  if (IsLocalChange(st.kind) && !st.is_default) {
+    std::string name(parse.statement);
+    if (st.value_is_param) {
+      // The value comes with each Bind: checked there.
+      LocalStatement ls;
+      ls.kind = kCheckedLocalStatement;
+      ls.param_index = st.param_index;
+      local().statements[name] = std::move(ls);
+      return Verdict::kForward;
+    }
+    Status s = CheckLocalTenant(st.value);
+    if (s.ok()) return Verdict::kForward;
+    local().statements[name].kind = kRefusedStatement;
+    protocol::AppendParse(replacement, name, RefusalSql(s), {});
+    return Verdict::kReplaced;
+  }
   if (!IsSessionChange(st.kind)) {
     if (st.kind == StatementKind::kMentionsTenant && !user_may_act_as_any_tenant()) {
       Status error = Status::InsufficientPrivilege("user \"" + user_ + "\" may only act as its configured tenants");
@@ -289,6 +385,21 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
     if (it == loc.statements.end()) {
       loc.portals.erase(std::string(bind.portal));
       return Verdict::kForward;
+    }
+    if (it->second.kind == kCheckedLocalStatement) {
+      int n = it->second.param_index;
+      std::string value = n > 0 && n <= static_cast<int>(bind.params.size()) && bind.params[n - 1]
+                              ? std::string(*bind.params[n - 1])
+                              : std::string();
+      Status s = CheckLocalTenant(value);
+      if (s.ok() || server_ == nullptr) return Verdict::kForward;
+      // Bind the client's portal to a statement that raises the refusal instead.
+      protocol::AppendParse(replacement, "", RefusalSql(s), {});
+      server_->NoteOwn(fe::kParse);
+      protocol::MessageWriter w(replacement);
+      w.Begin('B').PutCString(bind.portal).PutCString("").PutInt16(0).PutInt16(0).PutInt16(0);
+      w.Finish();
+      return Verdict::kReplaced;
     }
     if (it->second.kind == kRefusedStatement) {
       // The server's statement raises the refusal and takes no parameters.
@@ -363,7 +474,7 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
     auto it = loc.portals.find(target.name);
     if (it != loc.portals.end()) stmt = it->second.statement;
   }
-  if (stmt == nullptr || !server_clean || stmt->kind == kRefusedStatement) return Verdict::kForward;
+  if (stmt == nullptr || !server_clean || stmt->kind < 0) return Verdict::kForward;
   if (f.type == fe::kClose) {
     if (target.kind == 'S') {
       loc.statements.erase(std::string(target.name));

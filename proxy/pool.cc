@@ -37,6 +37,7 @@ void Pool::UpdateConfig(const conf::Pool& config) {
   config_ = config;
   if (backend_changed) {
     // Idle connections to the old backend go now; busy ones close when released.
+    ++generation_;
     server_params_.clear();
     CloseIdleServers();
   }
@@ -115,7 +116,7 @@ void Pool::HandOver(ServerSession* server, ClientSession* client) {
 void Pool::Release(ServerSession* server) {
   uint64_t now = NowMs();
   const auto& t = pooler_->config().timeouts;
-  if (retired_ || pooler_->shutting_down() || (t.server_lifetime > 0 && now - server->created_ms() > static_cast<uint64_t>(t.server_lifetime)) ||
+  if (retired_ || pooler_->shutting_down() || server->generation() != generation_ || (t.server_lifetime > 0 && now - server->created_ms() > static_cast<uint64_t>(t.server_lifetime)) ||
       static_cast<int>(servers_.size()) > config_.size) {
     server->Close("lifetime or pool shrink");
     ServeWaiters();
@@ -204,8 +205,8 @@ void Pool::Maintain(uint64_t now_ms) {
       waiting_.pop_front();
       c->wait_position() = waiting_.end();
       c->OnServerUnavailable("57014", "canceling statement: no server connection of pool \"" + name() +
-                                          "\" became free within query_wait (" +
-                                          std::to_string(t.query_wait / 1000) + "s)");
+                                          "\" became free within timeouts.query_wait (" +
+                                          std::to_string(t.query_wait) + "ms)");
     }
   }
   std::vector<ServerSession*> expired;

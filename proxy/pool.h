@@ -36,6 +36,7 @@ class Pool {
   const conf::Pool& config() const { return config_; }
   Pooler* pooler() const { return pooler_; }
   bool session_mode() const { return config_.mode == conf::PoolMode::kSession; }
+  uint64_t generation() const { return generation_; }
   // This pool's metrics series, looked up once.
   metrics::PoolHandle* metrics_handle();
 
@@ -100,6 +101,9 @@ class Pool {
   bool paused_ = false;
   uint64_t last_connect_failure_ms_ = 0;
   metrics::PoolHandle* metrics_handle_ = nullptr;
+  // Bumped when the backend's address or credentials change: older connections close when
+  // released instead of serving again.
+  uint64_t generation_ = 0;
 };
 
 }  // namespace pgtenant::proxy

@@ -64,7 +64,7 @@ void Pooler::OnConfigFileEvent(uv_fs_event_t* handle, const char*, int, int) {
 
 void Pooler::OnConfigSettled(uv_timer_t* timer) {
   auto* self = static_cast<Pooler*>(timer->data);
-  if (self->shutting_down_) return;
+  if (self->shutting_down_ || !self->config_->config_watch) return;
   std::string text = ReadFileText(self->config_->source_path);
   if (text.empty() || text == self->config_text_) return;  // unchanged, or mid-replacement
   LOG_INFO("config_watch: %s changed; reloading", self->config_->source_path.c_str());
@@ -180,6 +180,7 @@ void Pooler::OnConnection(uv_stream_t* server, int status) {
     return;
   }
   self->clients_.insert(client);
+  self->metrics_->OnClientConnected();
   if (self->shutting_down_) {
     client->Terminate("57P01", "pgtenant is shutting down");
     return;
@@ -215,11 +216,46 @@ void Pooler::HandleCancelRequest(int32_t pid, int32_t key) {
   // Only the server running this client's transaction is cancelled; an idle client has no
   // query to cancel, as with Postgres.
   if (server == nullptr || server->backend_pid() == 0) return;
-  SendCancelToBackend(loop_, server->backend_addr(), server->backend_pid(), server->backend_key());
+  SendCancelToBackend(loop_, server->backend_addr(), server->backend_pid(), server->backend_key(),
+                      server->cancel_gate());
+}
+
+Status Pooler::AcquireUserSlot(const std::string& user) {
+  auto it = config_->auth.users.find(user);
+  int limit = it == config_->auth.users.end() ? 0 : it->second.max_client_connections;
+  int& n = user_clients_[user];
+  if (limit > 0 && n >= limit) {
+    return Status::Error("53300", "too many connections for user \"" + user + "\" (auth.users." + user +
+                                      ".max_client_connections = " + std::to_string(limit) + ")");
+  }
+  ++n;
+  return Status::Ok();
+}
+
+void Pooler::ReleaseUserSlot(const std::string& user) {
+  auto it = user_clients_.find(user);
+  if (it != user_clients_.end() && --it->second <= 0) user_clients_.erase(it);
+}
+
+Status Pooler::AcquireTenantSlot(const std::string& tenant) {
+  const conf::Tenant* t = routes_->Find(tenant);
+  int limit = t == nullptr ? 0 : t->max_client_connections;
+  int& n = tenant_clients_[tenant];
+  if (limit > 0 && n >= limit) {
+    return Status::Error("53300", "too many connections for tenant \"" + tenant + "\" (tenants." + tenant +
+                                      ".max_client_connections = " + std::to_string(limit) + ")");
+  }
+  ++n;
+  return Status::Ok();
+}
+
+void Pooler::ReleaseTenantSlot(const std::string& tenant) {
+  auto it = tenant_clients_.find(tenant);
+  if (it != tenant_clients_.end() && --it->second <= 0) tenant_clients_.erase(it);
 }
 
 void Pooler::OnClientClosed(ClientSession* client) {
-  clients_.erase(client);
+  if (clients_.erase(client) != 0) metrics_->OnClientDisconnected();
   if (shutting_down_) FinishShutdownIfIdle();
 }
 

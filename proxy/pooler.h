@@ -64,6 +64,12 @@ class Pooler {
   void HandleCancelRequest(int32_t pid, int32_t key);
 
   void OnClientClosed(ClientSession* client);
+  // Per-user and per-tenant client limits (53300). Acquire returns false, with the error,
+  // when the limit is reached; each successful Acquire is matched by one Release.
+  Status AcquireUserSlot(const std::string& user);
+  void ReleaseUserSlot(const std::string& user);
+  Status AcquireTenantSlot(const std::string& tenant);
+  void ReleaseTenantSlot(const std::string& tenant);
   void OnClientPinned(ClientSession* client) { ++pinned_clients_total_; (void)client; }
   uint64_t pinned_clients_total() const { return pinned_clients_total_; }
   StatementRegistry& statements() { return statements_; }
@@ -120,6 +126,8 @@ class Pooler {
   std::unique_ptr<metrics::Metrics> metrics_;
   std::unordered_map<std::string, TenantUsage> usage_;  // key: pool '\0' tenant
   std::unordered_map<std::string, PoolUsage> pool_usage_;
+  std::unordered_map<std::string, int> user_clients_;
+  std::unordered_map<std::string, int> tenant_clients_;
   uint64_t last_gauges_ms_ = 0;
   uint64_t started_s_ = 0;
   uv_fs_event_t config_watch_;

@@ -29,9 +29,26 @@ ServerSession::ServerSession(Pool* pool, uint64_t id)
       id_(id),
       stream_(pool->pooler()->loop(), this),
       created_ms_(NowMs()),
-      last_used_ms_(created_ms_) {}
+      last_used_ms_(created_ms_),
+      generation_(pool->generation()) {}
 
-ServerSession::~ServerSession() = default;
+ServerSession::~ServerSession() {
+  if (cancel_gate_) cancel_gate_->server = nullptr;
+}
+
+std::shared_ptr<CancelGate> ServerSession::cancel_gate() {
+  if (!cancel_gate_) {
+    cancel_gate_ = std::make_shared<CancelGate>();
+    cancel_gate_->server = this;
+  }
+  return cancel_gate_;
+}
+
+void ServerSession::OnCancelsDelivered() {
+  if (!parked_ || state_ != State::kIdle) return;
+  parked_ = false;
+  pool_->Release(this);
+}
 
 void ServerSession::Connect() {
   const conf::Pool& cfg = pool_->config();
@@ -332,7 +349,9 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
         if (txn_status_ == 'I' && client_ && action == protocol::ResponseTracker::Action::kForward) {
           ++transactions_ended;
         }
-        if (txn_status_ == 'I' && prelude_in_txn_) {
+        // Only the client's own transaction end counts (the settings Query of the prelude
+        // ends with a ReadyForQuery of its own, which is pgtenant's).
+        if (txn_status_ == 'I' && prelude_in_txn_ && action == protocol::ResponseTracker::Action::kForward) {
           // The prelude's SETs were undone with the transaction: the session holds again
           // what it held before them.
           if (txn_may_roll_back_) {
@@ -384,10 +403,17 @@ void ServerSession::OnTransactionDone() {
   last_used_ms_ = NowMs();
   stream_.StartReading();
   if (c) c->OnTransactionDone();
+  if (cancel_gate_ && cancel_gate_->inflight > 0) {
+    parked_ = true;  // not for anyone else until the cancel cannot hit their query
+    return;
+  }
   pool_->Release(this);
 }
 
-void ServerSession::Unlink() { client_ = nullptr; }
+void ServerSession::Unlink() {
+  client_ = nullptr;
+  Uncork();
+}
 
 size_t ServerSession::HandleIdle(std::span<const uint8_t> data) {
   // An idle backend only speaks up to say it is going away (FATAL) or to send notices.
@@ -424,7 +450,7 @@ void ServerSession::DetachAbandoned(bool discard_state) {
   StartReset(rollback, discard);
 }
 
-void ServerSession::DetachSessionEnd() { DetachAbandoned(); }
+void ServerSession::DetachSessionEnd() { DetachAbandoned(/*discard=*/true); }
 
 void ServerSession::StartReset(bool rollback, bool discard) {
   state_ = State::kResetting;
@@ -439,6 +465,7 @@ void ServerSession::StartReset(bool rollback, bool discard) {
     ++reset_pending_;
     settings_.Clear();
     prepared_.clear();  // DISCARD ALL deallocates every statement
+    tenant_statement_ready_ = false;
   }
   stream_.Write(out);
   stream_.StartReading();

@@ -22,6 +22,7 @@
 #include "protocol/frame_decoder.h"
 #include "protocol/response_tracker.h"
 #include "protocol/scram.h"
+#include "proxy/cancel.h"
 #include "proxy/pool.h"
 #include "proxy/session_settings.h"
 #include "proxy/stream.h"
@@ -46,10 +47,15 @@ class ServerSession : public StreamHandler {
   bool closing() const { return state_ == State::kClosing; }
   Pool* pool() const { return pool_; }
   uint64_t id() const { return id_; }
+  uint64_t generation() const { return generation_; }
   ClientSession* client() const { return client_; }
   uint64_t created_ms() const { return created_ms_; }
   uint64_t last_used_ms() const { return last_used_ms_; }
   int32_t backend_pid() const { return backend_pid_; }
+  // A cancel for this connection's backend is on its way; see cancel.h.
+  std::shared_ptr<CancelGate> cancel_gate();
+  // Every cancel sent for this backend was delivered: a parked connection may serve again.
+  void OnCancelsDelivered();
   // The backend's address, for sending it a CancelRequest on a new connection.
   const sockaddr_storage& backend_addr() const { return backend_addr_; }
   int32_t backend_key() const { return backend_key_; }
@@ -73,7 +79,26 @@ class ServerSession : public StreamHandler {
   // pgtenant's own (its answer is dropped). Write the bytes with ForwardRaw in the same order.
   void NoteSent(char type, uint64_t tag = 0) { tracker_.Sent(type, protocol::ResponseTracker::Origin::kClient, tag); }
   void NoteOwn(char type, uint64_t tag = 0) { tracker_.Sent(type, protocol::ResponseTracker::Origin::kPgtenant, tag); }
-  void ForwardRaw(std::span<const uint8_t> bytes) { stream_.Write(bytes); }
+  void ForwardRaw(std::span<const uint8_t> bytes) {
+    if (corked_) {
+      cork_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    } else {
+      stream_.Write(bytes);
+    }
+  }
+  // Between Cork() and Uncork() writes are gathered, so the prelude and the client's first
+  // batch reach the backend in one write. Unlinking uncorks.
+  void Cork() { corked_ = true; }
+  void Uncork() {
+    corked_ = false;
+    if (!cork_.empty()) {
+      stream_.Write(cork_);
+      cork_.clear();
+    }
+  }
+  // pgtenant's statement that sets the tenant variable is prepared on this connection.
+  bool tenant_statement_ready() const { return tenant_statement_ready_; }
+  void set_tenant_statement_ready(bool ready) { tenant_statement_ready_ = ready; }
   // pgtenant answers a client message itself (ParseComplete of a statement this connection
   // already has); the answer reaches the client in the place Postgres would have put it.
   void AnswerForServer(char response_type);
@@ -134,6 +159,7 @@ class ServerSession : public StreamHandler {
   Stream stream_;
   ClientSession* client_ = nullptr;
   uint64_t last_client_id_ = 0;
+  uint64_t generation_ = 0;  // the pool's generation when this connection was opened
   uint64_t created_ms_;
   uint64_t last_used_ms_;
   int32_t backend_pid_ = 0;
@@ -145,6 +171,11 @@ class ServerSession : public StreamHandler {
   std::unordered_map<uint64_t, uint64_t> prepared_;
   uint64_t batch_tick_ = 0;
   // The prelude of the current transaction, and whether that transaction may be rolled back.
+  std::shared_ptr<CancelGate> cancel_gate_;
+  bool parked_ = false;  // transaction over, waiting for cancels in flight before reuse
+  bool corked_ = false;
+  std::string cork_;
+  bool tenant_statement_ready_ = false;
   bool prelude_in_txn_ = false;
   bool txn_may_roll_back_ = false;
   std::optional<std::string> tenant_before_;

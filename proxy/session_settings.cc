@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "routing/injection.h"
+
 namespace pgtenant::proxy {
 namespace {
 
@@ -27,16 +29,6 @@ std::string QuoteName(std::string_view name) {
     out += '.';
     start = dot + 1;
   }
-  return out;
-}
-
-std::string QuoteValue(std::string_view value) {
-  std::string out = "'";
-  for (char c : value) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  out += '\'';
   return out;
 }
 
@@ -79,14 +71,14 @@ Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want,
   for (const auto& [name, value] : want.settings) {
     const std::string* cur = have.Find(name);
     if (cur == nullptr || *cur != value) {
-      out.settings.push_back("SET " + QuoteName(name) + " TO " + QuoteValue(value));
+      out.settings.push_back("SET " + QuoteName(name) + " TO " + routing::QuoteLiteral(value));
     }
   }
   for (const auto& [name, value] : have.settings) {
     if (want.Find(name) == nullptr) out.settings.push_back("RESET " + QuoteName(name));
   }
   if (!trust_tenant || have.tenant_unknown || have.tenant != want.tenant) {
-    out.tenant = want.tenant ? "SET " + QuoteName(tenant_variable) + " TO " + QuoteValue(*want.tenant)
+    out.tenant = want.tenant ? "SET " + QuoteName(tenant_variable) + " TO " + routing::QuoteLiteral(*want.tenant)
                              : "RESET " + QuoteName(tenant_variable);
   }
   return out;

@@ -1,56 +1,52 @@
 #include "routing/session_state.h"
 
+#include <algorithm>
+#include <array>
 #include <cctype>
 #include <string>
 
+#include "routing/statement_classifier.h"
 #include "routing/transaction_rules.h"
 
 namespace pgtenant::routing {
 namespace {
 
 bool ContainsNoCase(std::string_view hay, std::string_view needle) {
-  if (needle.size() > hay.size()) return false;
-  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
-    size_t j = 0;
-    while (j < needle.size() &&
-           std::tolower(static_cast<unsigned char>(hay[i + j])) == needle[j]) {
-      ++j;
-    }
-    if (j == needle.size()) return true;
-  }
-  return false;
+  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == b;
+  });
+  return it != hay.end();
 }
 
 // Session-level advisory locks; the _xact_ variants end with the transaction and are fine.
 bool TakesSessionAdvisoryLock(std::string_view sql) {
   if (!ContainsNoCase(sql, "advisory_lock")) return false;
+  std::string lower(sql);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (std::string_view f : {"pg_advisory_lock", "pg_try_advisory_lock"}) {
-    size_t from = 0;
-    std::string lower(sql);
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    while ((from = lower.find(f, from)) != std::string::npos) {
-      size_t after = from + f.size();
-      // pg_advisory_lock( or pg_advisory_lock_shared( — not pg_advisory_unlock, not _xact_.
-      std::string_view rest = std::string_view(lower).substr(after);
-      if (rest.substr(0, 1) == "(" || rest.substr(0, 8) == "_shared(" || rest.substr(0, 7) == "_shared") return true;
-      from = after;
+    for (size_t from = lower.find(f); from != std::string::npos; from = lower.find(f, from + 1)) {
+      std::string_view rest = std::string_view(lower).substr(from + f.size());
+      // pg_advisory_lock( or pg_advisory_lock_shared( — not _xact_, not unlock.
+      if (rest.substr(0, 1) == "(" || rest.substr(0, 7) == "_shared") return true;
     }
   }
   return false;
 }
 
-}  // namespace
-
-bool CreatesSessionState(std::string_view sql, bool (*tracked_set)(std::string_view name)) {
-  std::string first = FirstKeyword(sql);
-  if (first == "prepare") return !ContainsNoCase(sql, "transaction");
-  if (first == "listen" || first == "load") return true;
-  if (first == "declare") return ContainsNoCase(sql, "with hold");
-  if (first == "create" && (ContainsNoCase(sql, "temp ") || ContainsNoCase(sql, "temporary "))) return true;
-  if (first == "select" && ContainsNoCase(sql, "into temp")) return true;
+bool StatementCreatesState(std::string_view sql, bool (*tracked_set)(std::string_view name)) {
+  std::vector<std::string> w = FirstWords(sql, 5);
+  if (w.empty()) return false;
+  const std::string& first = w[0];
+  auto has_word = [&](std::string_view word) { return std::find(w.begin(), w.end(), word) != w.end(); };
+  if (first == "prepare") return !has_word("transaction");
+  if (first == "listen" || first == "load" || first == "do") return true;  // a DO block may do anything
+  if (first == "declare") return ContainsNoCase(sql, "hold");
+  if (first == "create") return has_word("temp") || has_word("temporary");
+  if (first == "select" && (ContainsNoCase(sql, "temp") || ContainsNoCase(sql, "temporary"))) {
+    return ContainsNoCase(sql, "into");  // SELECT ... INTO TEMP
+  }
   if (first == "set") {
     // SET LOCAL ends with the transaction; SET [SESSION] name ... stays.
-    std::vector<std::string> w = FirstWords(sql, 3);
     if (w.size() < 2) return false;
     if (w[1] == "local" || w[1] == "transaction" || w[1] == "constraints") return false;
     std::string name = w[1] == "session" ? (w.size() > 2 ? w[2] : "") : w[1];
@@ -58,6 +54,27 @@ bool CreatesSessionState(std::string_view sql, bool (*tracked_set)(std::string_v
     return !(tracked_set && tracked_set(name));
   }
   return TakesSessionAdvisoryLock(sql);
+}
+
+}  // namespace
+
+bool CreatesSessionState(std::string_view sql, std::string_view tenant_variable,
+                         bool (*tracked_set)(std::string_view name)) {
+  // Cheap pre-check: every shape below contains one of these.
+  static constexpr std::array<std::string_view, 8> kHints = {"temp", "listen", "prepare", "hold",
+                                                             "advisory_lock", "load", "set", "do"};
+  if (std::none_of(kHints.begin(), kHints.end(), [&](std::string_view h) { return ContainsNoCase(sql, h); })) {
+    return false;
+  }
+  // Every statement of a multi-statement query counts (BEGIN; CREATE TEMP TABLE ...).
+  for (const ClassifiedStatement& st : ClassifyQuery(sql, tenant_variable)) {
+    if (st.kind != StatementKind::kOther && st.kind != StatementKind::kBegin &&
+        st.kind != StatementKind::kCommitOrRollback) {
+      continue;  // changes of the tenant variable are pgtenant's own business
+    }
+    if (StatementCreatesState(sql.substr(st.begin, st.end - st.begin), tracked_set)) return true;
+  }
+  return false;
 }
 
 }  // namespace pgtenant::routing

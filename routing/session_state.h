@@ -9,8 +9,11 @@
 
 namespace pgtenant::routing {
 
-// `tracked_set` decides whether a session-level `SET name ...` is restored by pgtenant itself
-// (then no pin is needed); it receives the lower-cased parameter name.
-bool CreatesSessionState(std::string_view sql, bool (*tracked_set)(std::string_view name));
+// Looks at every statement of `sql` (statements about `tenant_variable` are skipped: pgtenant
+// handles those). `tracked_set` decides whether a session-level `SET name ...` is restored by
+// pgtenant itself (then no pin is needed); it receives the lower-cased parameter name.
+// DO blocks pin (they may do anything); functions that create state are not seen.
+bool CreatesSessionState(std::string_view sql, std::string_view tenant_variable,
+                         bool (*tracked_set)(std::string_view name));
 
 }  // namespace pgtenant::routing

@@ -1,0 +1,155 @@
+"""The driver-suite workload for psycopg 3 with server-side prepared statements.
+
+prepare_threshold=0 and prepare=True make psycopg prepare every statement on the server the first
+time (named protocol-level statements _pg3_N) and run it with Bind/Execute afterwards, which is
+what transaction pooling must survive. Default mode (autocommit off, psycopg sends BEGIN). The tenant
+comes from the `options` startup parameter. See workload_common.py for the contract.
+"""
+
+import sys
+import threading
+import time
+
+import psycopg
+import psycopg.errors
+
+import workload_common as wc
+
+
+def connect(args, tenant):
+    return psycopg.connect(host=args.host, port=args.port, user=args.user,
+                           password=args.password, dbname=args.dbname, sslmode="disable",
+                           connect_timeout=10, options="-c app.tenant_id=%s" % tenant,
+                           prepare_threshold=0)
+
+
+def read_checks(conn, tally, c, tenant):
+    with conn.transaction():
+        with conn.cursor() as cur:
+            cur.execute(wc.ITEMS_SQL, (0,), prepare=True)
+            wc.check_items(tally, c, tenant, cur.fetchall())
+            cur.execute(wc.SETTING_SQL, prepare=True)
+            wc.check_setting(tally, c, tenant, cur.fetchone()[0])
+    tally.stmt(2)
+
+
+def insert_roundtrip(conn, tally, c, tenant, k):
+    rid = wc.insert_id(c, k)
+    with conn.transaction():
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO items (tenant_id, id, body) VALUES (%s, %s, %s)",
+                        (tenant, rid, "driver row of " + tenant), prepare=True)
+            cur.execute("SELECT tenant_id, body FROM items WHERE id = %s", (rid,), prepare=True)
+            got = cur.fetchall()
+            if got != [(tenant, "driver row of " + tenant)]:
+                tally.leak(c, "inserted row %d read back as %r" % (rid, got))
+            cur.execute("DELETE FROM items WHERE id = %s", (rid,), prepare=True)
+            if cur.rowcount != 1:
+                tally.error(c, "DELETE of row %d removed %d rows" % (rid, cur.rowcount))
+    tally.stmt(3)
+
+
+def copy_roundtrip(conn, tally, args, c, k):
+    rows = wc.copy_rows(args.tag, c, k)
+    prefix = wc.copy_prefix(args.tag, c, k)
+    with conn.transaction():
+        with conn.cursor() as cur:
+            with cur.copy("COPY copytest (a, b) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            got = []
+            with cur.copy("COPY (SELECT a, b FROM copytest WHERE b LIKE '%s-%%' ORDER BY b) "
+                          "TO STDOUT" % prefix) as copy:
+                got = list(copy.rows())
+            wc.check_copy_out(tally, c, rows, got)
+            cur.execute("DELETE FROM copytest WHERE b LIKE %s", (prefix + "-%",), prepare=True)
+    tally.stmt(3)
+
+
+def error_in_transaction(conn, tally, c):
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1", prepare=True)
+        try:
+            cur.execute("SELECT 1/0", prepare=True)
+            tally.error(c, "SELECT 1/0 did not fail")
+        except psycopg.errors.DivisionByZero:
+            pass
+        conn.rollback()
+        cur.execute("SELECT 2", prepare=True)
+        if cur.fetchone()[0] != 2:
+            tally.error(c, "SELECT 2 after ROLLBACK gave a wrong value")
+        conn.commit()
+    tally.stmt(3)
+
+
+def cancel_sleep(conn, tally, c):
+    start = time.monotonic()
+    canceller = wc.Canceller(conn.cancel).start()
+    canceled = False
+    try:
+        with conn.cursor() as cur:
+            cur.execute(wc.SLEEP_SQL, prepare=True)
+    except psycopg.errors.QueryCanceled:
+        canceled = True
+    finally:
+        canceller.stop()
+    elapsed = time.monotonic() - start
+    conn.rollback()
+    if canceller.failure is not None:
+        tally.error(c, "cancel() failed: %s" % canceller.failure)
+    elif not canceled or elapsed > wc.CANCEL_LIMIT_S:
+        tally.error(c, "pg_sleep(5) not canceled (canceled=%s, %.1fs, %d cancels sent)"
+                    % (canceled, elapsed, canceller.sent))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT 3", prepare=True)
+        if cur.fetchone()[0] != 3:
+            tally.error(c, "SELECT 3 after cancel gave a wrong value")
+    tally.stmt(2)
+
+
+def run_client(args, tally, c, deadline):
+    tenant = wc.tenant_of(c)
+    conn = None
+    try:
+        conn = connect(args, tenant)
+        for k in range(args.iterations):
+            if time.monotonic() > deadline:
+                tally.error(c, "deadline passed at round %d" % k)
+                return
+            try:
+                read_checks(conn, tally, c, tenant)
+                insert_roundtrip(conn, tally, c, tenant, k)
+                if wc.does_copy(c, k):
+                    copy_roundtrip(conn, tally, args, c, k)
+                if wc.does_error(c, k):
+                    error_in_transaction(conn, tally, c)
+                if wc.does_cancel(c, k, args.iterations):
+                    cancel_sleep(conn, tally, c)
+            except psycopg.Error as e:
+                tally.error(c, "round %d: %s: %s" % (k, type(e).__name__, e))
+                if conn.closed:
+                    conn = connect(args, tenant)
+                else:
+                    conn.rollback()
+    except Exception as e:
+        tally.error(c, "%s: %s" % (type(e).__name__, e))
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def main():
+    args = wc.parse_args(__doc__)
+    tally = wc.Tally(args.clients)
+    deadline = wc.deadline_from(args)
+    threads = [threading.Thread(target=run_client, args=(args, tally, c, deadline))
+               for c in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return tally.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

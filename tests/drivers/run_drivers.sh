@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# The driver suite: the same small workload for each real PostgreSQL driver, run directly against
+# PostgreSQL and through pgtenant in transaction mode (pool size 5, 50 concurrent clients), so that
+# a difference between the two is visible. See tests/drivers/README.md.
+#
+#   run_drivers.sh BUILD_DIR [DRIVER...]     DRIVER: psycopg2 psycopg3 asyncpg jdbc node (default all)
+#
+# Uses the PostgreSQL fixture named by $PGTENANT_FIXTURE_ENV (as ctest gives it) or starts its own
+# (tests/integration/pg_fixture.sh). Installs the drivers' Debian packages when missing (root only)
+# and node-postgres with `npm ci` into BUILD_DIR/drivers/node. Prints one line per driver and
+# target and a last line "N passed, M failed"; exits 1 when anything failed.
+#
+# Environment: PGTENANT_DRIVERS_CLIENTS (50), PGTENANT_DRIVERS_ITERATIONS (20),
+# PGTENANT_DRIVERS_VERBOSE=1 (pgtenant -v; its log is shown for a failed run).
+set -uo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+ALL_DRIVERS=(psycopg2 psycopg3 asyncpg jdbc node)
+CLIENTS="${PGTENANT_DRIVERS_CLIENTS:-50}"
+ITERATIONS="${PGTENANT_DRIVERS_ITERATIONS:-20}"
+RUN_DEADLINE=90   # seconds a workload may run; it stops its clients after that
+RUN_KILL=150      # seconds after which a hung workload is killed
+PYTHON=/usr/bin/python3  # Debian's, where the python3-* driver packages live
+JDBC_JAR=/usr/share/java/postgresql.jar
+
+die() { echo "run_drivers: $*" >&2; exit 1; }
+log() { echo "run_drivers: $*"; }
+
+[[ $# -ge 1 ]] || die "usage: $0 BUILD_DIR [DRIVER...]"
+BUILD_DIR="$(cd "$1" && pwd)" || die "no build dir $1"
+shift
+DRIVERS=("$@")
+[[ ${#DRIVERS[@]} -gt 0 ]] || DRIVERS=("${ALL_DRIVERS[@]}")
+for d in "${DRIVERS[@]}"; do
+  [[ " ${ALL_DRIVERS[*]} " == *" $d "* ]] || die "unknown driver $d (one of: ${ALL_DRIVERS[*]})"
+done
+PGTENANT="$BUILD_DIR/pgtenant"
+[[ -x "$PGTENANT" ]] || die "no $PGTENANT: build the pgtenant target first (scripts/build pgtenant)"
+WORK="$BUILD_DIR/drivers"
+mkdir -p "$WORK"
+
+# ---- packages ----
+
+packages_of() {
+  case "$1" in
+    psycopg2) echo python3 python3-psycopg2 ;;
+    psycopg3) echo python3 python3-psycopg ;;
+    asyncpg) echo python3 python3-asyncpg ;;
+    jdbc) echo libpostgresql-jdbc-java default-jdk-headless ;;
+    node) echo nodejs npm ;;
+  esac
+}
+
+# nodejs from NodeSource ships npm itself and conflicts with Debian's npm package, so node and npm
+# count as present when their commands are.
+package_present() {
+  case "$1" in
+    nodejs) command -v node >/dev/null ;;
+    npm) command -v npm >/dev/null ;;
+    *) dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed' ;;
+  esac
+}
+
+ensure_packages() {
+  local missing=() p d
+  for d in "${DRIVERS[@]}"; do
+    for p in $(packages_of "$d"); do
+      package_present "$p" || [[ " ${missing[*]} " == *" $p "* ]] || missing+=("$p")
+    done
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  [[ "$(id -u)" -eq 0 ]] || die "missing packages ${missing[*]}: run scripts/install-deps as root"
+  log "installing ${missing[*]}"
+  local start=$SECONDS
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >"$WORK/apt.log" 2>&1 &&
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$WORK/apt.log" 2>&1 ||
+    { tail -n 20 "$WORK/apt.log" >&2; die "apt-get install ${missing[*]} failed"; }
+  log "installed in $((SECONDS - start))s"
+}
+
+# ---- PostgreSQL and pgtenant ----
+
+OWN_FIXTURE=""
+PGT_PID=""
+
+PGT_LOG=""
+
+cleanup() {
+  stop_pgtenant
+  if [[ -n "$OWN_FIXTURE" ]]; then
+    bash "$ROOT/tests/integration/pg_fixture.sh" stop "$OWN_FIXTURE" >/dev/null 2>&1
+  fi
+}
+trap cleanup EXIT
+
+load_fixture() {
+  local env="${PGTENANT_FIXTURE_ENV:-}"
+  if [[ -z "$env" || ! -f "$env" ]]; then
+    OWN_FIXTURE="$WORK/pgfixture"
+    bash "$ROOT/tests/integration/pg_fixture.sh" start "$OWN_FIXTURE" >"$WORK/fixture.log" 2>&1 ||
+      { cat "$WORK/fixture.log" >&2; die "could not start PostgreSQL"; }
+    env="$OWN_FIXTURE/pg.env"
+  fi
+  PG_PORT="$(sed -n 's/^PGT_PG_PORT=//p' "$env")"
+  PG_BIN="$(sed -n 's/^PGT_PG_BIN=//p' "$env")"
+  PG_SUPERUSER="$(sed -n 's/^PGT_PG_SUPERUSER=//p' "$env")"
+  PG_SUPERPASS="$(sed -n 's/^PGT_PG_SUPERPASS=//p' "$env")"
+  [[ -n "$PG_PORT" ]] || die "no PGT_PG_PORT in $env"
+}
+
+psql_super() {
+  PGPASSWORD="$PG_SUPERPASS" "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
+    -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" -d app -c "$1"
+}
+
+free_port() {
+  "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+write_config() {
+  cat >"$WORK/pgtenant.yaml" <<EOF
+listen:
+  host: 127.0.0.1
+  port: $PGT_PORT
+  max_client_connections: 2000
+metrics:
+  port: 0
+admin:
+  database: pgtenant
+  users: [admin]
+auth:
+  type: scram-sha-256
+  users:
+    app:
+      password: "app_pw"
+      tenants: ["*"]
+    admin:
+      password: "admin_pw"
+tenancy:
+  variable: app.tenant_id
+  sources: [parameter, options, user, set]
+  default_pool: shared
+  require_tenant: false
+pools:
+  shared:
+    host: 127.0.0.1
+    port: $PG_PORT
+    database: app
+    user: app_rls
+    password: "app_rls_pw"
+    mode: transaction
+    size: 5
+timeouts:
+  query_wait: 60s
+  server_connect: 5s
+EOF
+}
+
+# pgtenant_status: "" while the pgtenant started last runs, else how it ended.
+pgtenant_status() {
+  [[ -n "$PGT_PID" ]] || { echo "not started"; return; }
+  kill -0 "$PGT_PID" 2>/dev/null && return
+  local rc=0
+  wait "$PGT_PID" 2>/dev/null || rc=$?
+  PGT_PID=""
+  if [[ $rc -gt 128 ]]; then
+    echo "pgtenant died of signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null))"
+  else
+    echo "pgtenant exited with status $rc"
+  fi
+}
+
+stop_pgtenant() {
+  [[ -n "$PGT_PID" ]] || return 0
+  kill -TERM "$PGT_PID" 2>/dev/null
+  wait "$PGT_PID" 2>/dev/null
+  PGT_PID=""
+}
+
+# start_pgtenant NAME: a fresh pgtenant for one driver, logging to WORK/pgtenant-NAME.log.
+start_pgtenant() {
+  local attempt i
+  PGT_LOG="$WORK/pgtenant-$1.log"
+  for attempt in 1 2 3; do
+    PGT_PORT="$(free_port)"
+    write_config
+    local verbose=()
+    [[ "${PGTENANT_DRIVERS_VERBOSE:-}" == 1 ]] && verbose=(-v)
+    "$PGTENANT" --config "$WORK/pgtenant.yaml" "${verbose[@]}" >"$PGT_LOG" 2>&1 &
+    PGT_PID=$!
+    for i in $(seq 100); do
+      kill -0 "$PGT_PID" 2>/dev/null || break
+      if (exec 3<>"/dev/tcp/127.0.0.1/$PGT_PORT") 2>/dev/null; then return 0; fi
+      sleep 0.1
+    done
+    kill -TERM "$PGT_PID" 2>/dev/null
+    wait "$PGT_PID" 2>/dev/null
+    PGT_PID=""
+    echo "run_drivers: pgtenant did not start (attempt $attempt):" >&2
+    tail -n 20 "$PGT_LOG" >&2
+  done
+  die "could not start pgtenant"
+}
+
+# ---- drivers ----
+
+prepare_driver() {
+  case "$1" in
+    jdbc)
+      mkdir -p "$WORK/jdbc"
+      javac -nowarn -d "$WORK/jdbc" -cp "$JDBC_JAR" "$SCRIPT_DIR/jdbc/JdbcWorkload.java" \
+        >"$WORK/javac.log" 2>&1 || { cat "$WORK/javac.log" >&2; return 1; }
+      ;;
+    node)
+      # npm ci into the build dir, from the committed lock file; skipped when it is unchanged.
+      mkdir -p "$WORK/node"
+      cp "$SCRIPT_DIR/node/workload.js" "$WORK/node/"
+      if ! cmp -s "$SCRIPT_DIR/node/package-lock.json" "$WORK/node/package-lock.json" ||
+         [[ ! -d "$WORK/node/node_modules/pg" ]]; then
+        cp "$SCRIPT_DIR/node/package.json" "$SCRIPT_DIR/node/package-lock.json" "$WORK/node/"
+        (cd "$WORK/node" && npm ci --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1 ||
+          { cat "$WORK/npm.log" >&2; return 1; }
+      fi
+      ;;
+  esac
+}
+
+# workload_cmd DRIVER: the command line of a driver's workload, without the target arguments.
+workload_cmd() {
+  case "$1" in
+    psycopg2) echo "$PYTHON -u $SCRIPT_DIR/psycopg2_workload.py" ;;
+    psycopg3) echo "$PYTHON -u $SCRIPT_DIR/psycopg3_workload.py" ;;
+    asyncpg) echo "$PYTHON -u $SCRIPT_DIR/asyncpg_workload.py" ;;
+    jdbc) echo "java -cp $WORK/jdbc:$JDBC_JAR JdbcWorkload" ;;
+    node) echo "node $WORK/node/workload.js" ;;
+  esac
+}
+
+PASSED=0
+FAILED=0
+
+# run_one DRIVER TARGET: TARGET is "direct" (PostgreSQL as app_rls) or "pgtenant" (user app).
+run_one() {
+  local driver="$1" target="$2" port user password label
+  if [[ "$target" == direct ]]; then
+    port="$PG_PORT" user=app_rls password=app_rls_pw label="driver $driver direct"
+  else
+    port="$PGT_PORT" user=app password=app_pw label="driver $driver via pgtenant"
+  fi
+  local tag="$driver-$target-$$" out="$WORK/$driver-$target.out" start=$SECONDS rc
+  local -a cmd
+  read -r -a cmd <<<"$(workload_cmd "$driver")"
+  timeout -k 10 "$RUN_KILL" "${cmd[@]}" --host 127.0.0.1 --port "$port" --user "$user" \
+    --password "$password" --dbname app --clients "$CLIENTS" --iterations "$ITERATIONS" \
+    --deadline "$RUN_DEADLINE" --tag "$tag" >"$out" 2>&1
+  rc=$?
+  local result problems=()
+  result="$(grep '^RESULT ' "$out" | tail -n 1)"
+  [[ $rc -eq 124 || $rc -eq 137 ]] && problems+=("killed after ${RUN_KILL}s")
+  [[ -z "$result" ]] && problems+=("no RESULT line (exit $rc)")
+  # The workload must leave the tables as it found them.
+  local state
+  state="$(psql_super "select (select count(*) from items), (select count(*) from copytest where b like '$tag-%')" 2>&1)"
+  [[ "$state" == "300|0" ]] || problems+=("tables not restored: items|copytest rows = $state (want 300|0)")
+  if [[ "$target" == pgtenant ]]; then
+    local status
+    status="$(pgtenant_status)"
+    [[ -z "$status" ]] || problems+=("$status")
+  fi
+  local clients statements errors leaks
+  clients="$(sed -n 's/.* clients=\([0-9]*\).*/\1/p' <<<"$result")"
+  statements="$(sed -n 's/.* statements=\([0-9]*\).*/\1/p' <<<"$result")"
+  errors="$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$result")"
+  leaks="$(sed -n 's/.* leaks=\([0-9]*\).*/\1/p' <<<"$result")"
+  local summary="${clients:-?} clients, ${statements:-?} statements, ${errors:-?} errors, ${leaks:-?} leaks"
+  if [[ $rc -eq 0 && ${#problems[@]} -eq 0 && "$errors" == 0 && "$leaks" == 0 ]]; then
+    echo "$label: ok ($summary) [$((SECONDS - start))s]"
+    PASSED=$((PASSED + 1))
+    return
+  fi
+  echo "$label: FAILED ($summary) [$((SECONDS - start))s]"
+  local p
+  for p in "${problems[@]}"; do echo "    $p"; done
+  grep -v '^RESULT ' "$out" | head -n 15 | sed 's/^/    /'
+  local more=$(($(grep -cv '^RESULT ' "$out") - 15))
+  [[ $more -gt 0 ]] && echo "    ... $more more lines in $out"
+  if [[ "$target" == pgtenant ]]; then
+    echo "    pgtenant log (last 10 lines of $PGT_LOG):"
+    grep -v ': warning: .*plaintext password' "$PGT_LOG" | tail -n 10 | sed 's/^/      /'
+  fi
+  FAILED=$((FAILED + 1))
+}
+
+main() {
+  local suite_start=$SECONDS d
+  ensure_packages
+  load_fixture
+  log "PostgreSQL on port $PG_PORT; a fresh pgtenant for each driver (logs $WORK/pgtenant-DRIVER.log)"
+  for d in "${DRIVERS[@]}"; do
+    if ! prepare_driver "$d"; then
+      echo "driver $d direct: FAILED (could not prepare the workload)"
+      echo "driver $d via pgtenant: FAILED (could not prepare the workload)"
+      FAILED=$((FAILED + 2))
+      continue
+    fi
+    run_one "$d" direct
+    start_pgtenant "$d"
+    run_one "$d" pgtenant
+    stop_pgtenant
+  done
+  log "suite took $((SECONDS - suite_start))s"
+  echo "$PASSED passed, $FAILED failed"
+  [[ $FAILED -eq 0 ]]
+}
+
+main

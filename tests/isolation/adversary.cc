@@ -1,0 +1,279 @@
+// worker.h: the adversarial actions. Each one does what an application could do by mistake or
+// on purpose, and leaves the client in a state whose expected view is known: unchanged (the
+// change was refused, rolled back or cancelled), its own hidden value (HiddenChange), or a new
+// session after a disconnect.
+#include <poll.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "isolation/worker.h"
+
+namespace pgtenant::isolation {
+
+using pgtenant::testing::LastSqlState;
+using pgtenant::testing::PGresultPtr;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::string Quoted(const std::string& s) { return "'" + s + "'"; }
+
+}  // namespace
+
+void Worker::AdversaryAction() {
+  switch (Rand(options_.state_adversaries ? 10 : 9)) {
+    case 0:
+      return LiteralChangeInTransaction();
+    case 1:
+      return HiddenChangeInTransaction();
+    case 2:
+      return HiddenChangeOutsideTransaction();
+    case 3:
+      return AbortedTransaction();
+    case 4:
+      return DisconnectMidTransaction();
+    case 5:
+      return DisconnectMidCopy();
+    case 6:
+      return CancelSleep();
+    case 7:
+      return ResetAll("RESET ALL");
+    case 8:
+      return ResetAll("DISCARD ALL");
+    default:
+      return CreateSessionState();
+  }
+}
+
+// A session-level change a pooler can read inside a transaction block: pgtenant refuses it
+// with 25001 (the transaction is aborted, COMMIT rolls back).
+void Worker::LiteralChangeInTransaction() {
+  std::string t = RandomTenant();
+  while (t == own_) t = RandomTenant();  // naming the current tenant again is no change
+  static const char* const kForms[] = {"SET app.tenant_id = '%s'",
+                                       "select set_config('app.tenant_id', '%s', false)",
+                                       "SET SESSION app.tenant_id TO %s"};
+  char sql[128];
+  snprintf(sql, sizeof(sql), kForms[Rand(3)], t.c_str());
+  Outcome b = Exec("BEGIN");
+  if (!b.ok) return Unexpected("BEGIN", b);
+  Outcome o = Exec(sql);
+  if (!o.ok && o.sqlstate == "25001") {
+    Expected();
+    Outcome c = Exec("COMMIT");
+    if (!c.ok) return Unexpected("COMMIT after 25001", c);
+    return ProbeOwn();
+  }
+  if (!o.ok) return Unexpected(std::string("in a transaction: ") + sql, o);
+  if (options_.strict_refusals) return Unexpected(std::string("not refused: ") + sql, o);
+  Probe(t, DbOf(own_), /*own_change=*/true);
+  Outcome c = Exec("COMMIT");
+  if (!c.ok) return Unexpected("COMMIT", c);
+  HiddenChange(t);
+}
+
+// Changes a pooler cannot see in the SQL text (or may not), committed in the client's own
+// transaction. Within it the client sees what Postgres gives; afterwards it is "hidden".
+void Worker::HiddenChangeInTransaction() {
+  std::string t = RandomSharedTenant();
+  Outcome b = Exec("BEGIN");
+  if (!b.ok) return Unexpected("BEGIN", b);
+  Outcome o;
+  switch (Rand(4)) {
+    case 0:
+      o = Exec("select switch_tenant(" + Quoted(t) + ")");
+      break;
+    case 1:
+      o = Exec("select SET_CONFIG('APP.TENANT_ID', " + Quoted(t) + ", false)");
+      break;
+    case 2:
+      o = Exec("select pg_catalog.set_config('app.tenant_id', " + Quoted(t) + ", false)");
+      break;
+    default:
+      o = ExecBound("select set_config($1, $2, false)", {"app.tenant_id", t});
+      break;
+  }
+  if (!o.ok && o.sqlstate == "25001") {  // a pooler that saw through it
+    Expected();
+    Outcome r = Exec("ROLLBACK");
+    if (!r.ok) return Unexpected("ROLLBACK after 25001", r);
+    return ProbeOwn();
+  }
+  if (!o.ok || o.value != t) return Unexpected("hidden change to " + t + " gave " + o.value, o);
+  Probe(t, DbOf(own_), /*own_change=*/true);
+  Outcome c = Exec("COMMIT");
+  if (!c.ok) return Unexpected("COMMIT", c);
+  HiddenChange(t);
+}
+
+void Worker::HiddenChangeOutsideTransaction() {
+  std::string t = RandomSharedTenant();
+  Outcome o = Exec("select switch_tenant(" + Quoted(t) + ")");
+  if (!o.ok || o.value != t) return Unexpected("switch_tenant " + t, o);
+  HiddenChange(t);
+}
+
+void Worker::AbortedTransaction() {
+  std::string t = RandomSharedTenant();
+  Outcome b = Exec("BEGIN");
+  if (!b.ok) return Unexpected("BEGIN", b);
+  bool local = Rand(2) == 0 && !own_.empty() && own_ != "acme";
+  Outcome c = local ? Exec("SET LOCAL app.tenant_id = " + Quoted(t))
+                    : Exec("select switch_tenant(" + Quoted(t) + ")");
+  if (!c.ok) return Unexpected("change before the error", c);
+  Outcome e = Exec("select 1/0");
+  if (e.sqlstate != "22012") return Unexpected("1/0 gave", e);
+  Expected();
+  Outcome a = Exec("select 1");
+  if (a.sqlstate != "25P02") return Unexpected("in an aborted transaction", a);
+  Expected();
+  Outcome r = Exec("ROLLBACK");
+  if (!r.ok) return Unexpected("ROLLBACK", r);
+  ProbeOwn();
+}
+
+// Leaves in the middle of a transaction: with a change and an update, or with a query running.
+void Worker::DisconnectMidTransaction() {
+  Outcome b = Exec("BEGIN");
+  if (!b.ok) return Unexpected("BEGIN", b);
+  Outcome u = Exec("update items set body = body where id = 1");
+  if (!u.ok) return Unexpected("update", u);
+  if (Rand(2) == 0) {
+    Outcome s = Exec("select switch_tenant(" + Quoted(RandomSharedTenant()) + ")");
+    if (!s.ok) return Unexpected("switch_tenant", s);
+  } else if (PQsendQuery(conn_.get(), "select pg_sleep(0.5)") == 1) {
+    Note("send select pg_sleep(0.5), disconnect");
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  Drop();
+  Connect();
+}
+
+void Worker::DisconnectMidCopy() {
+  if (Rand(2) == 0) {
+    Outcome b = Exec("BEGIN");
+    if (!b.ok) return Unexpected("BEGIN", b);
+    Outcome s = Exec("select switch_tenant(" + Quoted(RandomSharedTenant()) + ")");
+    if (!s.ok) return Unexpected("switch_tenant", s);
+  }
+  PGresultPtr r(PQexec(conn_.get(), "COPY copytest (a, b) FROM STDIN"));
+  Note("COPY FROM STDIN, then disconnect");
+  if (PQresultStatus(r.get()) != PGRES_COPY_IN) {
+    return Unexpected("COPY FROM STDIN",
+                      Outcome{false, LastSqlState(r.get()), "", PQresultErrorMessage(r.get())});
+  }
+  const char kRows[] = "1\tadversary\n2\tadversary\n3\tadv";
+  PQputCopyData(conn_.get(), kRows, sizeof(kRows) - 1);
+  PQflush(conn_.get());
+  Drop();
+  Connect();
+}
+
+// Cancels its own pg_sleep: 57014 is expected; if the cancel came too late the statement (and
+// in the implicit transaction, its switch_tenant) took effect.
+void Worker::CancelSleep() {
+  bool txn = Rand(2) == 0;
+  std::string t = RandomSharedTenant();
+  if (txn) {
+    Outcome b = Exec("BEGIN");
+    if (!b.ok) return Unexpected("BEGIN", b);
+  }
+  std::string sql =
+      txn ? "select pg_sleep(1)" : "select switch_tenant(" + Quoted(t) + "), pg_sleep(1)";
+  if (PQsendQuery(conn_.get(), sql.c_str()) != 1) {
+    return Unexpected("send " + sql, Outcome{false, "", "", PQerrorMessage(conn_.get())});
+  }
+  Note("send " + sql + ", cancel");
+  std::this_thread::sleep_for(milliseconds(20 + Rand(150)));
+  PGcancel* cancel = PQgetCancel(conn_.get());
+  char err[256] = {0};
+  int sent = cancel ? PQcancel(cancel, err, sizeof(err)) : 0;
+  if (cancel) PQfreeCancel(cancel);
+  ++tally_->cancels_sent;
+  bool ok = false, finished = false;
+  std::string state, message;
+  auto limit = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < limit) {
+    if (PQisBusy(conn_.get())) {
+      pollfd pfd{PQsocket(conn_.get()), POLLIN, 0};
+      poll(&pfd, 1, 100);
+      if (!PQconsumeInput(conn_.get())) break;
+      continue;
+    }
+    PGresultPtr r(PQgetResult(conn_.get()));
+    if (!r) {
+      finished = true;
+      break;
+    }
+    if (PQresultStatus(r.get()) == PGRES_TUPLES_OK)
+      ok = true;
+    else
+      state = LastSqlState(r.get()), message = PQresultErrorMessage(r.get());
+  }
+  if (!finished)
+    return Unexpected("cancelled query did not end", Outcome{false, state, "", message});
+  // Counted only now: Unexpected() rolls back, which needs the query to have ended.
+  if (!sent) Unexpected("PQcancel", Outcome{false, "", "", err});
+  if (!conn_) return;
+  Note(std::string("cancel -> ") + (ok ? "completed" : "E" + state));
+  if (state == "57014") {
+    ++tally_->cancels_effective;
+    Expected();
+    if (txn) {
+      Outcome r = Exec("ROLLBACK");
+      if (!r.ok) return Unexpected("ROLLBACK after cancel", r);
+    }
+    return ProbeOwn();
+  }
+  if (!ok) return Unexpected("cancelled " + sql, Outcome{false, state, "", message});
+  if (txn) {
+    Outcome c = Exec("COMMIT");
+    if (!c.ok) return Unexpected("COMMIT", c);
+  } else {
+    HiddenChange(t);
+  }
+}
+
+// Session state that cannot move between server connections; a pooler must keep it to this
+// client (or refuse it) and clear it before anyone else uses the connection. Refusals count as
+// expected errors.
+void Worker::CreateSessionState() {
+  if (tally_->pinned_adversaries.fetch_add(1) >= options_.max_pinned_adversaries) {
+    --tally_->pinned_adversaries;
+    return ProbeOwn();
+  }
+  holds_pin_ = true;
+  holds_state_ = true;
+  const std::string lock = "select pg_advisory_lock(" + std::to_string(100000 + index_) + ")";
+  for (const std::string& sql :
+       {std::string("SET adv.marker = 'leak'"), std::string("PREPARE adv_stmt AS select 1"),
+        std::string("CREATE TEMP TABLE adv_tmp (x int)"), std::string("LISTEN adv_chan"), lock,
+        std::string("BEGIN"), std::string("DECLARE adv_cur CURSOR WITH HOLD FOR select 1"),
+        std::string("COMMIT")}) {
+    Outcome o = Exec(sql);
+    if (!o.ok) {
+      Expected();
+      tally_->Sample("refused", "client " + std::to_string(index_) + ": " + sql + ": " +
+                                    o.sqlstate + " " + o.message);
+    }
+    if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) return Drop();
+  }
+  if (InTransaction()) Exec("ROLLBACK");
+  ProbeOwn();
+  ProbeOwn();
+  if (Rand(2) == 0) {
+    Drop();
+    Connect();
+  } else {
+    ResetAll("DISCARD ALL");  // and the probe after it checks the state is gone
+  }
+}
+
+void Worker::ReleasePin() {
+  if (!holds_pin_) return;
+  --tally_->pinned_adversaries;
+  holds_pin_ = false;
+}
+
+}  // namespace pgtenant::isolation

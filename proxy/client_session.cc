@@ -466,6 +466,7 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
       pos += f.total_size;
       continue;
     }
+    first_frame_inspected_ = true;  // HandleActive need not look at it again
     first_needs_own_txn_ = f.type == fe::kQuery && routing::MayNeedOwnTransaction(AsView(f.payload));
     if (!RequestServer()) {
       // Refused: the error is sent; skip this message (through its Sync) and go on.
@@ -580,6 +581,7 @@ void ClientSession::SendPrelude(bool tenant_as_query) {
 
 void ClientSession::OnServerUnavailable(const std::string& sqlstate, const std::string& message) {
   waiting_in_ = nullptr;
+  first_frame_inspected_ = false;
   if (state_ == State::kLoginWait) {
     Fail(sqlstate.c_str(), message);
     return;
@@ -611,6 +613,9 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
     batch.assign(reinterpret_cast<const char*>(data.data()) + run_start, pos - run_start);
     copying = true;
   };
+  bool first = true;
+  const bool inspected_first = first_frame_inspected_;
+  first_frame_inspected_ = false;
   while (server_ != nullptr) {
     Frame f;
     DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), max_size, &f);
@@ -620,6 +625,8 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
       return data.size();
     }
     const char type = f.type;
+    const bool skip_inspection = first && inspected_first;
+    first = false;
     if (type == fe::kTerminate) break;
     Verdict v = Verdict::kForward;
     std::string own, replacement;
@@ -634,7 +641,11 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
         server_->ForwardRaw(data.subspan(run_start, pos - run_start));
         run_start = pos;
       }
-      v = InspectForTenancy(f, server_->clean(), &replacement);
+      if (skip_inspection) {
+        // HandleIdle looked at this very frame before asking for the server: kForward.
+      } else {
+        v = InspectForTenancy(f, server_->clean(), &replacement);
+      }
       if (server_ == nullptr || state_ != State::kActive) {  // the tenant moved to another pool
         return pos + f.total_size;
       }

@@ -196,7 +196,8 @@ class ClientSession : public StreamHandler {
   bool skip_until_sync_ = false;
   bool admin_ = false;
   bool in_data_callback_ = false;    // Replay() must wait until OnStreamData returns
-  bool first_needs_own_txn_ = false; // the waiting statement refuses to run in a pipeline
+  bool first_needs_own_txn_ = false;
+  bool first_frame_inspected_ = false;  // the next frame HandleActive sees passed HandleIdle's checks // the waiting statement refuses to run in a pipeline
   uint64_t last_activity_ms_ = 0;
   Status deferred_error_;            // a startup problem reported after authentication
   bool prelude_pending_ = false;

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <string>
 
+#include "routing/sql_names.h"
 #include "routing/statement_classifier.h"
 #include "routing/transaction_rules.h"
 
@@ -12,17 +13,13 @@ namespace pgtenant::routing {
 namespace {
 
 bool ContainsNoCase(std::string_view hay, std::string_view needle) {
-  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == b;
-  });
-  return it != hay.end();
+  return ContainsAnyIgnoreAsciiCase(hay, {needle});
 }
 
 // Session-level advisory locks; the _xact_ variants end with the transaction and are fine.
 bool TakesSessionAdvisoryLock(std::string_view sql) {
   if (!ContainsNoCase(sql, "advisory_lock")) return false;
-  std::string lower(sql);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string lower = AsciiLowerCopy(sql);
   for (std::string_view f : {"pg_advisory_lock", "pg_try_advisory_lock"}) {
     for (size_t from = lower.find(f); from != std::string::npos; from = lower.find(f, from + 1)) {
       std::string_view rest = std::string_view(lower).substr(from + f.size());
@@ -61,9 +58,7 @@ bool StatementCreatesState(std::string_view sql, bool (*tracked_set)(std::string
 bool CreatesSessionState(std::string_view sql, std::string_view tenant_variable,
                          bool (*tracked_set)(std::string_view name)) {
   // Cheap pre-check: every shape below contains one of these.
-  static constexpr std::array<std::string_view, 8> kHints = {"temp", "listen", "prepare", "hold",
-                                                             "advisory_lock", "load", "set", "do"};
-  if (std::none_of(kHints.begin(), kHints.end(), [&](std::string_view h) { return ContainsNoCase(sql, h); })) {
+  if (!ContainsAnyIgnoreAsciiCase(sql, {"temp", "listen", "prepare", "hold", "advisory_lock", "load", "set", "do"})) {
     return false;
   }
   // Every statement of a multi-statement query counts (BEGIN; CREATE TEMP TABLE ...).

@@ -115,4 +115,15 @@ std::string QuoteIdentifierIfNeeded(std::string_view part) {
   return out;
 }
 
+bool ContainsAnyIgnoreAsciiCase(std::string_view text, std::initializer_list<std::string_view> needles) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = AsciiLower(text[i]);
+    for (std::string_view needle : needles) {
+      if (needle[0] != c || text.size() - i < needle.size()) continue;
+      if (EqualsIgnoreAsciiCase(text.substr(i, needle.size()), needle)) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace pgtenant::routing

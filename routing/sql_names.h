@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string>
+#include <initializer_list>
 #include <string_view>
 
 namespace pgtenant::routing {
@@ -16,6 +17,10 @@ inline char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<cha
 
 // ASCII case-insensitive equality; bytes >= 0x80 compare exactly (as Postgres does).
 bool EqualsIgnoreAsciiCase(std::string_view a, std::string_view b);
+
+// True when `text` contains any of `needles` (lower-case), ignoring ASCII case. One pass over
+// the text whatever the number of needles: it runs for every query.
+bool ContainsAnyIgnoreAsciiCase(std::string_view text, std::initializer_list<std::string_view> needles);
 
 // True when both name the same configuration parameter (case-insensitive, as guc.c does).
 inline bool GucNameEquals(std::string_view a, std::string_view b) {

@@ -36,7 +36,8 @@ std::string NextWord(std::string_view sql, size_t* pos) {
   }
   std::string word;
   while (i < sql.size() && (std::isalpha(static_cast<unsigned char>(sql[i])) || sql[i] == '_')) {
-    word.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i]))));
+    char c = sql[i];
+    word.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
     ++i;
   }
   *pos = i;

@@ -144,7 +144,7 @@ bool ClientSession::HandleStartupPacket(std::span<const uint8_t> payload) {
   // after authentication, so that unauthenticated peers learn nothing about tenants.
   auto identity = routing::IdentifyStartup(params, cfg);
   if (!identity.ok()) {
-    deferred_error_ = identity.status();
+    auth().deferred_error = identity.status();
     user_ = LoginUserOf(params["user"]);
   } else {
     user_ = identity->login_user;
@@ -162,10 +162,10 @@ bool ClientSession::HandleStartupPacket(std::span<const uint8_t> payload) {
   }
   if (identity.ok()) {
     for (auto& [name, value] : identity->other_options.settings) AddStartupSetting(name, value);
-    if (!identity->other_options.unparsed.empty() && deferred_error_.ok()) {
+    if (!identity->other_options.unparsed.empty() && auth().deferred_error.ok()) {
       // pgtenant cannot apply postgres command-line switches per transaction; refusing is
       // better than silently dropping them.
-      deferred_error_ = Status::Error("0A000", "unsupported switch in the options startup parameter: " +
+      auth().deferred_error = Status::Error("0A000", "unsupported switch in the options startup parameter: " +
                                                    identity->other_options.unparsed.front() +
                                                    " (only -c name=value and --name=value are supported)");
     }
@@ -187,7 +187,7 @@ std::string ClientSession::LoginUserOf(const std::string& startup_user) const {
 
 void ClientSession::AddStartupSetting(const std::string& name, const std::string& value) {
   if (!IsValidSettingName(name)) {
-    if (deferred_error_.ok()) deferred_error_ = Status::ProtocolViolation("invalid startup parameter name \"" + name + "\"");
+    if (auth().deferred_error.ok()) auth().deferred_error = Status::ProtocolViolation("invalid startup parameter name \"" + name + "\"");
     return;
   }
   wanted_.Set(Lower(name), value);
@@ -196,22 +196,22 @@ void ClientSession::AddStartupSetting(const std::string& name, const std::string
 void ClientSession::StartAuth() {
   const conf::Config& cfg = pooler_->config();
   auto it = cfg.auth.users.find(user_);
-  auth_user_known_ = it != cfg.auth.users.end();
+  auth().user_known = it != cfg.auth.users.end();
   state_ = State::kAuth;
   std::string out;
   if (cfg.auth.type == conf::AuthType::kTrust) {
     AuthSucceeded();
     return;
   }
-  bool stored_scram = auth_user_known_ && protocol::IsScramVerifier(it->second.password);
+  bool stored_scram = auth().user_known && protocol::IsScramVerifier(it->second.password);
   if (cfg.auth.type == conf::AuthType::kMd5 && !stored_scram) {
-    md5_salt_ = protocol::RandomBytes(4);
-    protocol::AppendAuthRequest(&out, protocol::kAuthMd5, md5_salt_);
+    auth().md5_salt = protocol::RandomBytes(4);
+    protocol::AppendAuthRequest(&out, protocol::kAuthMd5, auth().md5_salt);
   } else {
     const protocol::ScramVerifier* v = pooler_->VerifierFor(user_);
     // An unknown user runs the whole exchange against a throw-away verifier and fails at the
     // end, as Postgres does, so that probing does not reveal which users exist.
-    scram_ = std::make_unique<protocol::ScramServerExchange>(v ? *v : pooler_->DummyVerifier());
+    auth().scram = std::make_unique<protocol::ScramServerExchange>(v ? *v : pooler_->DummyVerifier());
     protocol::AppendAuthSasl(&out, "SCRAM-SHA-256");
   }
   stream_.Write(out);
@@ -235,7 +235,7 @@ size_t ClientSession::HandleAuth(std::span<const uint8_t> data) {
 
 bool ClientSession::HandlePassword(std::span<const uint8_t> payload) {
   const std::string auth_failed = "password authentication failed for user \"" + user_ + "\"";
-  if (scram_ == nullptr) {  // md5
+  if (auth().scram == nullptr) {  // md5
     protocol::ByteReader r(payload);
     std::string_view response;
     const conf::Config& cfg = pooler_->config();
@@ -246,7 +246,7 @@ bool ClientSession::HandlePassword(std::span<const uint8_t> payload) {
     }
     const std::string& stored = it->second.password;
     std::string hash = protocol::IsMd5Hash(stored) ? stored : protocol::Md5PasswordHash(stored, user_);
-    auto salt = std::span<const uint8_t, 4>(reinterpret_cast<const uint8_t*>(md5_salt_.data()), 4);
+    auto salt = std::span<const uint8_t, 4>(reinterpret_cast<const uint8_t*>(auth().md5_salt.data()), 4);
     if (!protocol::Md5Verify(hash, salt, response)) {
       Fail("28P01", auth_failed);
       return false;
@@ -255,7 +255,7 @@ bool ClientSession::HandlePassword(std::span<const uint8_t> payload) {
     return state_ != State::kClosing;
   }
   std::string out;
-  if (!scram_first_done_) {
+  if (!auth().scram_first_done) {
     protocol::ByteReader r(payload);
     std::string_view mechanism;
     int32_t len;
@@ -264,18 +264,18 @@ bool ClientSession::HandlePassword(std::span<const uint8_t> payload) {
       Fail("08P01", "malformed SASL initial response (expected SCRAM-SHA-256)");
       return false;
     }
-    auto server_first = scram_->HandleClientFirst(AsView(r.Rest()));
+    auto server_first = auth().scram->HandleClientFirst(AsView(r.Rest()));
     if (!server_first.ok()) {
       Fail("08P01", "SCRAM: " + server_first.status().message());
       return false;
     }
-    scram_first_done_ = true;
+    auth().scram_first_done = true;
     protocol::AppendAuthRequest(&out, protocol::kAuthSaslContinue, *server_first);
     stream_.Write(out);
     return true;
   }
-  auto server_final = scram_->HandleClientFinal(AsView(payload));
-  if (!server_final.ok() || !auth_user_known_) {
+  auto server_final = auth().scram->HandleClientFinal(AsView(payload));
+  if (!server_final.ok() || !auth().user_known) {
     Fail("28P01", auth_failed);
     return false;
   }
@@ -286,20 +286,20 @@ bool ClientSession::HandlePassword(std::span<const uint8_t> payload) {
 }
 
 void ClientSession::AuthSucceeded() {
-  scram_.reset();
-  md5_salt_.clear();
+  Status deferred = auth_ ? auth_->deferred_error : Status::Ok();
+  auth_.reset();  // nothing of the login is needed any more
   const conf::Config& cfg = pooler_->config();
   if (cfg.auth.type == conf::AuthType::kTrust && cfg.auth.users.find(user_) == cfg.auth.users.end() &&
       !cfg.auth.users.empty()) {
     Fail("28000", "user \"" + user_ + "\" is not listed under auth.users");
     return;
   }
-  if (deferred_error_.ok() && tenant_) {
-    deferred_error_ = routing::CheckTenantAllowed(cfg, pooler_->routes().validator(), user_, *tenant_,
+  if (deferred.ok() && tenant_) {
+    deferred = routing::CheckTenantAllowed(cfg, pooler_->routes().validator(), user_, *tenant_,
                                                   routing::TenantCheckPhase::kLogin);
   }
-  if (!deferred_error_.ok()) {
-    Fail(deferred_error_.sqlstate().c_str(), deferred_error_.message());
+  if (!deferred.ok()) {
+    Fail(deferred.sqlstate().c_str(), deferred.message());
     return;
   }
   if (admin_) {

@@ -184,10 +184,10 @@ class ClientSession : public StreamHandler {
   uint64_t wait_started_ms_ = 0;
   std::string user_;
   std::string database_;
-  std::optional<std::string> tenant_;
   std::optional<std::string> startup_tenant_;
   std::string pool_name_;
   SessionSettings wanted_;  // tenant and settings this client's session must have
+  std::optional<std::string>& tenant_ = wanted_.tenant;  // the session's tenant (one copy)
   ServerSession* server_ = nullptr;
   Pool* waiting_in_ = nullptr;
   std::list<ClientSession*>::iterator wait_position_;
@@ -199,7 +199,6 @@ class ClientSession : public StreamHandler {
   bool first_needs_own_txn_ = false;
   bool first_frame_inspected_ = false;  // the next frame HandleActive sees passed HandleIdle's checks // the waiting statement refuses to run in a pipeline
   uint64_t last_activity_ms_ = 0;
-  Status deferred_error_;            // a startup problem reported after authentication
   bool prelude_pending_ = false;
   bool pinned_ = false;
   // The client named its tenant again: set it on the server even if pgtenant believes the
@@ -220,11 +219,19 @@ class ClientSession : public StreamHandler {
   uint64_t replacement_tag_ = 0;     // statement id of a rewritten Parse
   std::unique_ptr<ClientStatements> statements_;  // named prepared statements, on first use     // session mode: the tenant changed while a server is held
   std::unique_ptr<LocalState> local_;  // allocated on first use only
-  // Authentication in progress.
-  std::unique_ptr<protocol::ScramServerExchange> scram_;
-  std::string md5_salt_;
-  bool scram_first_done_ = false;
-  bool auth_user_known_ = false;
+  // What only the login needs; freed once the client is logged in.
+  struct AuthState {
+    std::unique_ptr<protocol::ScramServerExchange> scram;
+    std::string md5_salt;
+    bool scram_first_done = false;
+    bool user_known = false;
+    Status deferred_error;  // a startup problem reported after authentication
+  };
+  std::unique_ptr<AuthState> auth_;
+  AuthState& auth() {
+    if (!auth_) auth_ = std::make_unique<AuthState>();
+    return *auth_;
+  }
 };
 
 }  // namespace pgtenant::proxy

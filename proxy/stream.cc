@@ -78,7 +78,7 @@ void Stream::Replay() {
 
 void Stream::Write(std::span<const uint8_t> bytes) {
   if (closing_ || write_failed_ || bytes.empty()) return;
-  if (inflight_.empty()) {
+  if (!wq_ || wq_->inflight.empty()) {
     uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(bytes.data())),
                                static_cast<unsigned>(bytes.size()));
     int n = uv_try_write(uv_stream(), &buf, 1);
@@ -88,43 +88,44 @@ void Stream::Write(std::span<const uint8_t> bytes) {
       return;
     }
     if (n > 0) bytes = bytes.subspan(n);
-    inflight_.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (!wq_) wq_ = std::make_unique<WriteQueue>();
+    wq_->inflight.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     StartWrite();
     return;
   }
-  pending_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  wq_->pending.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 void Stream::StartWrite() {
-  if (!write_req_) write_req_ = std::make_unique<uv_write_t>();
-  write_req_->data = this;
-  uv_buf_t buf = uv_buf_init(inflight_.data(), static_cast<unsigned>(inflight_.size()));
-  if (uv_write(write_req_.get(), uv_stream(), &buf, 1, WriteCb) != 0) {
+  wq_->req.data = this;
+  uv_buf_t buf = uv_buf_init(wq_->inflight.data(), static_cast<unsigned>(wq_->inflight.size()));
+  if (uv_write(&wq_->req, uv_stream(), &buf, 1, WriteCb) != 0) {
     write_failed_ = true;
-    inflight_.clear();
-    pending_.clear();
+    wq_->inflight.clear();
+    wq_->pending.clear();
   }
 }
 
 void Stream::WriteCb(uv_write_t* req, int status) {
   auto* self = static_cast<Stream*>(req->data);
   bool was_high = self->over_high_water();
-  self->inflight_.clear();
+  WriteQueue& q = *self->wq_;
+  q.inflight.clear();
   if (status < 0) {
     self->write_failed_ = true;
-    self->pending_.clear();
-  } else if (!self->pending_.empty() && !self->closing_) {
-    self->inflight_.swap(self->pending_);
+    q.pending.clear();
+  } else if (!q.pending.empty() && !self->closing_) {
+    q.inflight.swap(q.pending);
     self->StartWrite();
   }
   if (self->queued_bytes() == 0) {
-    // Give memory back once a burst (a big result, a COPY) is over.
-    if (self->inflight_.capacity() > 64 * 1024) std::string().swap(self->inflight_);
-    if (self->pending_.capacity() > 64 * 1024) std::string().swap(self->pending_);
     if (self->close_after_write_) {
       self->Close();
       return;
     }
+    // The burst is over (a big result, a COPY): give the buffers back. Not while closing,
+    // when the handle may still reference the request until its close callback.
+    if (!self->closing_) self->wq_.reset();
   }
   if (self->closing_) return;
   if (was_high && !self->over_high_water()) self->handler_->OnStreamWritable();

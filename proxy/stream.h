@@ -57,7 +57,7 @@ class Stream {
   void Write(const std::string& bytes) {
     Write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
   }
-  size_t queued_bytes() const { return inflight_.size() + pending_.size(); }
+  size_t queued_bytes() const { return wq_ ? wq_->inflight.size() + wq_->pending.size() : 0; }
   bool over_high_water() const { return queued_bytes() > kHighWater; }
 
   // Offers the kept bytes to the handler again (after it became able to consume them).
@@ -84,10 +84,15 @@ class Stream {
 
   uv_tcp_t tcp_;
   StreamHandler* handler_;
-  std::string kept_;       // received, not yet consumed
-  std::string inflight_;   // handed to uv_write, not yet completed
-  std::string pending_;    // queued behind inflight_
-  std::unique_ptr<uv_write_t> write_req_;  // allocated on first queued write only
+  std::string kept_;  // received, not yet consumed
+  // Bytes the kernel did not take at once. Allocated on first need and freed when drained,
+  // so the many idle connections carry no write buffers.
+  struct WriteQueue {
+    std::string inflight;  // handed to uv_write, not yet completed
+    std::string pending;   // queued behind inflight
+    uv_write_t req;
+  };
+  std::unique_ptr<WriteQueue> wq_;
   bool reading_ = false;
   bool closing_ = false;
   bool close_after_write_ = false;

@@ -27,6 +27,13 @@ bool Completes(char slot, char backend) {
 
 void ResponseTracker::Sent(char t, Origin origin, uint64_t tag) {
   if (!IsSyncPoint(t) && !IsExtended(t)) return;
+  if (skipping_) {
+    if (t != 'S') {
+      if (tag != 0) skipped_tags_.push_back(tag);
+      return;  // discarded by the backend, unanswered
+    }
+    skipping_ = false;
+  }
   slots_.push_back({t, origin, tag});
   if (origin != Origin::kClient) return;
   if (IsSyncPoint(t)) {
@@ -38,6 +45,7 @@ void ResponseTracker::Sent(char t, Origin origin, uint64_t tag) {
 }
 
 void ResponseTracker::Synthetic(char response_type) {
+  if (skipping_) return;  // Postgres would not have answered it either
   slots_.push_back({response_type, Origin::kSynthetic, 0});
   ++unsynced_;
 }
@@ -60,6 +68,10 @@ void ResponseTracker::TakeDue(std::string* due) { EmitDue(due); }
 ResponseTracker::Action ResponseTracker::OnBackend(char type, std::string* due,
                                                    std::vector<uint64_t>* failed_tags,
                                                    uint64_t* completed_tag) {
+  if (failed_tags && !skipped_tags_.empty()) {
+    failed_tags->insert(failed_tags->end(), skipped_tags_.begin(), skipped_tags_.end());
+    skipped_tags_.clear();
+  }
   if (slots_.empty()) return Action::kForward;  // asynchronous: notice, notification, status
   const Slot front = slots_.front();
   Action action = front.origin == Origin::kPgtenant ? Action::kSwallow : Action::kForward;
@@ -69,9 +81,12 @@ ResponseTracker::Action ResponseTracker::OnBackend(char type, std::string* due,
     while (!slots_.empty() && slots_.front().kind != 'S') {
       const Slot& s = slots_.front();
       if (s.origin != Origin::kSynthetic && s.tag != 0 && failed_tags) failed_tags->push_back(s.tag);
-      if (s.origin == Origin::kPgtenant && s.kind == 'Q') break;  // a Query is not skipped
-      slots_.pop_front();
+      // Pop(), not pop_front(): a client Query skipped here gets no ReadyForQuery, so it must
+      // leave client_sync_points() too.
+      Pop();
     }
+    // No Sync sent yet: whatever is sent before it will be discarded too.
+    if (slots_.empty()) skipping_ = true;
     return action;
   }
   if (type == 'E' && front.origin == Origin::kPgtenant) action = Action::kPgtenantError;
@@ -84,7 +99,20 @@ ResponseTracker::Action ResponseTracker::OnBackend(char type, std::string* due,
   return action;
 }
 
+std::string ResponseTracker::Describe() const {
+  std::string out;
+  for (const Slot& s : slots_) {
+    out += s.kind;
+    out += s.origin == Origin::kClient ? 'c' : s.origin == Origin::kPgtenant ? 'p' : 's';
+    out += ' ';
+  }
+  out += "unsynced=" + std::to_string(unsynced_);
+  return out;
+}
+
 void ResponseTracker::Clear() {
+  skipping_ = false;
+  skipped_tags_.clear();
   slots_.clear();
   client_sync_points_ = 0;
   unsynced_ = 0;

@@ -46,6 +46,8 @@ class ResponseTracker {
   // Extended-protocol messages of the client sent since its last Sync (or Query).
   bool extended_open() const { return unsynced_ > 0; }
   void Clear();
+  // The pending slots, for debugging: kind and origin letter (c, p, s) each.
+  std::string Describe() const;
 
  private:
   struct Slot {
@@ -59,6 +61,10 @@ class ResponseTracker {
   std::deque<Slot> slots_;
   int client_sync_points_ = 0;
   int unsynced_ = 0;
+  // After an extended-protocol error with no Sync sent yet, the backend discards everything
+  // up to the next Sync: messages sent meanwhile get no answer and take no slot.
+  bool skipping_ = false;
+  std::vector<uint64_t> skipped_tags_;  // tags of messages the backend will discard
 };
 
 }  // namespace pgtenant::protocol

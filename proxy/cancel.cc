@@ -16,13 +16,16 @@ struct CancelForwarder {
   std::string packet;
   char read_buf[64];
   std::shared_ptr<CancelGate> gate;
+  std::function<void()> done;
 };
 
 void OnClosed(uv_handle_t* h) {
   auto* f = static_cast<CancelForwarder*>(h->data);
   std::shared_ptr<CancelGate> gate = std::move(f->gate);
+  std::function<void()> done = std::move(f->done);
   delete f;
   if (gate && --gate->inflight == 0 && gate->server != nullptr) gate->server->OnCancelsDelivered();
+  if (done) done();
 }
 
 void Finish(CancelForwarder* f) {
@@ -61,8 +64,9 @@ void OnConnected(uv_connect_t* req, int status) {
 }  // namespace
 
 void SendCancelToBackend(uv_loop_t* loop, const sockaddr_storage& backend, int32_t pid, int32_t key,
-                         std::shared_ptr<CancelGate> gate) {
+                         std::shared_ptr<CancelGate> gate, std::function<void()> done) {
   auto* f = new CancelForwarder();
+  f->done = std::move(done);
   protocol::AppendCancelRequest(&f->packet, pid, key);
   f->gate = std::move(gate);
   if (f->gate) ++f->gate->inflight;

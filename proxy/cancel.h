@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace pgtenant::proxy {
@@ -24,7 +25,10 @@ struct CancelGate {
   ServerSession* server = nullptr;  // null once the server connection is gone
 };
 
+// `done` runs once the postmaster has closed the cancel connection (or it failed): the
+// requesting client's own cancel connection is closed then, so that a driver that waits for
+// that close knows the cancel can no longer hit its next statement.
 void SendCancelToBackend(uv_loop_t* loop, const sockaddr_storage& backend, int32_t pid, int32_t key,
-                         std::shared_ptr<CancelGate> gate);
+                         std::shared_ptr<CancelGate> gate, std::function<void()> done);
 
 }  // namespace pgtenant::proxy

@@ -90,6 +90,7 @@ size_t ClientSession::OnStreamData(std::span<const uint8_t> data) {
       case State::kActive: used += HandleActive(rest); break;
       case State::kLoginWait:
       case State::kWaiting: break;  // kept until a server is assigned
+      case State::kCancelRequest:
       case State::kClosing: used = data.size(); break;
     }
     if (state_ == before || state_ == State::kWaiting || state_ == State::kLoginWait) break;
@@ -128,8 +129,10 @@ bool ClientSession::HandleStartupPacket(std::span<const uint8_t> payload) {
     return true;
   }
   if (packet->code == protocol::kCancelRequestCode) {
-    pooler_->HandleCancelRequest(packet->cancel_pid, packet->cancel_key);
-    Close();
+    // The connection stays open (not read any more) until the cancel was delivered.
+    stream_.StopReading();
+    state_ = State::kCancelRequest;
+    pooler_->HandleCancelRequest(packet->cancel_pid, packet->cancel_key, this);
     return false;
   }
   const conf::Config& cfg = pooler_->config();
@@ -579,6 +582,12 @@ void ClientSession::SendPrelude(bool tenant_as_query) {
   server_->ForwardRaw(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
+void ClientSession::CancelWaiting() {
+  if (state_ != State::kWaiting || waiting_in_ == nullptr) return;
+  waiting_in_->CancelWait(this);
+  OnServerUnavailable("57014", "canceling statement due to user request");
+}
+
 void ClientSession::OnServerUnavailable(const std::string& sqlstate, const std::string& message) {
   waiting_in_ = nullptr;
   first_frame_inspected_ = false;
@@ -631,6 +640,7 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
     Verdict v = Verdict::kForward;
     std::string own, replacement;
     replacement_tag_ = 0;
+    const bool was_clean = server_->clean();
     if (type == fe::kQuery || type == fe::kParse || type == fe::kSync ||
         (local_ != nullptr && (type == fe::kBind || type == fe::kDescribe || type == fe::kExecute ||
                                type == fe::kClose))) {
@@ -644,7 +654,7 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
       if (skip_inspection) {
         // HandleIdle looked at this very frame before asking for the server: kForward.
       } else {
-        v = InspectForTenancy(f, server_->clean(), &replacement);
+        v = InspectForTenancy(f, was_clean, &replacement);
       }
       if (server_ == nullptr || state_ != State::kActive) {  // the tenant moved to another pool
         return pos + f.total_size;
@@ -663,26 +673,33 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
           return pos;
         }
       }
-      if (v == Verdict::kForward && server_->clean() &&
-          (prelude_pending_ || server_->settings().tenant_unknown || server_->settings().tenant != wanted_.tenant)) {
-        // Session mode (or a pinned client) keeps its server: the tenant changed, or a rolled
-        // back transaction took pgtenant's SET with it.
-        SendPrelude(type == fe::kQuery && routing::MayNeedOwnTransaction(AsView(f.payload)));
-      }
-      if (after_forward_ == AfterForward::kServerReset) {
-        server_->settings().Clear();  // RESET ALL / DISCARD ALL
-        if (routing::FirstKeyword(AsView(f.payload)) != "reset") {
-          server_->set_tenant_statement_ready(false);  // DISCARD ALL / DEALLOCATE drop it
-          server_->prepared().clear();
-        }
-      } else if (after_forward_ == AfterForward::kTenantUnknown) {
-        server_->settings().tenant_unknown = true;
-      } else if (after_forward_ == AfterForward::kStatementsDropped) {
-        server_->prepared().clear();  // DEALLOCATE ALL took pgtenant's statements too
-        server_->set_tenant_statement_ready(false);
-      }
-      after_forward_ = AfterForward::kNothing;
     }
+    if (v != Verdict::kAnswered && was_clean && server_ != nullptr && NeedsPrelude()) {
+      // A new batch on a server this client keeps (session mode, pinned, or the same
+      // connection again): the tenant changed, or a rolled-back transaction took pgtenant's
+      // SET with it. Set it before anything of the batch goes out.
+      if (copying) {
+        FlushBatch(&batch);
+      } else if (pos > run_start) {
+        server_->ForwardRaw(data.subspan(run_start, pos - run_start));
+        run_start = pos;
+      }
+      SendPrelude(type == fe::kQuery && routing::MayNeedOwnTransaction(AsView(f.payload)));
+    }
+    // What this statement does to the server session, once any prelude is ahead of it.
+    if (after_forward_ == AfterForward::kServerReset) {
+      server_->settings().Clear();  // RESET ALL / DISCARD ALL / DEALLOCATE
+      if (f.type != fe::kQuery || routing::FirstKeyword(AsView(f.payload)) != "reset") {
+        server_->set_tenant_statement_ready(false);  // DISCARD ALL / DEALLOCATE drop it
+        server_->prepared().clear();
+      }
+    } else if (after_forward_ == AfterForward::kTenantUnknown) {
+      server_->settings().tenant_unknown = true;
+    } else if (after_forward_ == AfterForward::kStatementsDropped) {
+      server_->prepared().clear();  // DEALLOCATE ALL took pgtenant's statements too
+      server_->set_tenant_statement_ready(false);
+    }
+    after_forward_ = AfterForward::kNothing;
     if (v == Verdict::kForward && map_statements &&
         (type == fe::kParse || type == fe::kBind || type == fe::kDescribe || type == fe::kClose)) {
       v = MapPreparedStatement(f, &own, &replacement);
@@ -717,6 +734,12 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
   txn_.bytes_in += pos;
   if (server_ && server_->write_backlogged()) stream_.StopReading();
   return pos;
+}
+
+bool ClientSession::NeedsPrelude() const {
+  const SessionSettings& have = server_->settings();
+  return prelude_pending_ || retell_tenant_ || have.tenant_unknown || have.tenant != wanted_.tenant ||
+         have.settings != wanted_.settings;
 }
 
 void ClientSession::FlushBatch(std::string* batch) {

@@ -37,7 +37,7 @@ class ServerSession;
 
 class ClientSession : public StreamHandler {
  public:
-  enum class State { kStartup, kAuth, kLoginWait, kIdle, kWaiting, kActive, kClosing };
+  enum class State { kStartup, kAuth, kLoginWait, kIdle, kWaiting, kActive, kCancelRequest, kClosing };
 
   ClientSession(Pooler* pooler, uint64_t id);
   ~ClientSession() override;
@@ -65,6 +65,8 @@ class ClientSession : public StreamHandler {
   // Called by Pool.
   void OnServerAssigned(ServerSession* server);
   void OnServerUnavailable(const std::string& sqlstate, const std::string& message);
+  // A CancelRequest for this client arrived while it waits for a server: its statement goes.
+  void CancelWaiting();
   std::list<ClientSession*>::iterator& wait_position() { return wait_position_; }
 
   // Called by ServerSession.
@@ -121,6 +123,8 @@ class ClientSession : public StreamHandler {
   // Writes the prelude that makes the linked server hold this client's tenant and settings.
   void SendPrelude(bool as_query);
   void FlushBatch(std::string* batch);
+  // The linked server does not hold (or may not hold) this client's tenant and settings.
+  bool NeedsPrelude() const;
   // Pins the client to its server when the statement leaves state only that server holds.
   void NoteSessionState(const protocol::Frame& f);
 

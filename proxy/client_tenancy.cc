@@ -301,6 +301,17 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
   protocol::ParseMessage parse;
   if (!protocol::ParseParseMessage(f.payload, &parse)) return Verdict::kForward;  // the server says 08P01
   if (local_) local_->statements.erase(std::string(parse.statement));
+  {
+    // DEALLOCATE / DISCARD over the extended protocol drop pgtenant's statements too.
+    size_t i = parse.query.find_first_not_of(" \t\r\n");
+    if (i != std::string_view::npos && (parse.query[i] | 0x20) == 'd') {
+      std::string first = routing::FirstKeyword(parse.query);
+      if (first == "deallocate" || first == "discard") {
+        after_forward_ = AfterForward::kServerReset;
+        if (statements_) statements_->clear();
+      }
+    }
+  }
   const conf::Config& cfg = pooler_->config();
   const std::string& var = cfg.tenancy.variable;
   if (!routing::MightTouchTenant(parse.query, var)) return Verdict::kForward;

@@ -206,18 +206,32 @@ void Pooler::RegisterCancelKey(ClientSession* client, int32_t* pid, int32_t* key
 
 void Pooler::UnregisterCancelKey(int32_t pid) { cancel_keys_.erase(pid); }
 
-void Pooler::HandleCancelRequest(int32_t pid, int32_t key) {
+void Pooler::HandleCancelRequest(int32_t pid, int32_t key, ClientSession* requester) {
   auto it = cancel_keys_.find(pid);
-  if (it == cancel_keys_.end() || it->second->cancel_key() != key) {
-    LOG_DEBUG("cancel request for an unknown key ignored");
-    return;
+  ClientSession* target = it == cancel_keys_.end() || it->second->cancel_key() != key ? nullptr : it->second;
+  if (target == nullptr) LOG_DEBUG("cancel request for an unknown key ignored");
+  if (target != nullptr && target->state() == ClientSession::State::kWaiting) {
+    // Its statement has not reached a server yet: drop it from the queue.
+    target->CancelWaiting();
   }
-  ServerSession* server = it->second->server();
+  ServerSession* server = target ? target->server() : nullptr;
   // Only the server running this client's transaction is cancelled; an idle client has no
   // query to cancel, as with Postgres.
-  if (server == nullptr || server->backend_pid() == 0) return;
+  if (server == nullptr || server->backend_pid() == 0) {
+    requester->Close();
+    return;
+  }
+  uint64_t requester_id = requester->id();
   SendCancelToBackend(loop_, server->backend_addr(), server->backend_pid(), server->backend_key(),
-                      server->cancel_gate());
+                      server->cancel_gate(), [this, requester_id]() {
+                        // The requester may be gone already; find it by id.
+                        for (ClientSession* c : clients_) {
+                          if (c->id() == requester_id) {
+                            c->Close();
+                            break;
+                          }
+                        }
+                      });
 }
 
 Status Pooler::AcquireUserSlot(const std::string& user) {

@@ -61,7 +61,8 @@ class Pooler {
   // Cancel keys handed to clients as their BackendKeyData.
   void RegisterCancelKey(ClientSession* client, int32_t* pid, int32_t* key);
   void UnregisterCancelKey(int32_t pid);
-  void HandleCancelRequest(int32_t pid, int32_t key);
+  // Handles a CancelRequest that arrived on `requester`'s connection; closes it when done.
+  void HandleCancelRequest(int32_t pid, int32_t key, ClientSession* requester);
 
   void OnClientClosed(ClientSession* client);
   // Per-user and per-tenant client limits (53300). Acquire returns false, with the error,

@@ -355,8 +355,10 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
           // The prelude's SETs were undone with the transaction: the session holds again
           // what it held before them.
           if (txn_may_roll_back_) {
+            // What the variable holds now is what it held before (possibly another
+            // tenant's): never trust it, set it again for whoever comes next.
             settings_.tenant = tenant_before_;
-            settings_.tenant_unknown = tenant_before_unknown_;
+            settings_.tenant_unknown = true;
           }
           prelude_in_txn_ = false;
           txn_may_roll_back_ = false;

@@ -9,6 +9,7 @@ See workload_common.py for the contract.
 
 import asyncio
 import io
+import os
 import sys
 import time
 
@@ -91,7 +92,8 @@ async def cancel_sleep(conn, tally, c):
     timed_out = False
     try:
         await conn.execute(wc.SLEEP_SQL, timeout=0.4)
-    except asyncio.TimeoutError:
+    except (asyncio.TimeoutError, asyncpg.QueryCanceledError):
+        # Usually the timeout; the canceled statement's own error may win the race.
         timed_out = True
     # asyncpg waits here until the server has answered the canceled statement.
     if await conn.fetchval("SELECT 3") != 3:
@@ -109,17 +111,22 @@ async def run_rounds(conn, args, tally, c, tenant, deadline):
         if time.monotonic() > deadline:
             tally.error(c, "deadline passed at round %d" % k)
             return conn
+        step = "read"
         try:
             await read_checks(conn, items_stmt, tally, c, tenant)
+            step = "insert"
             await insert_roundtrip(conn, tally, c, tenant, k)
             if wc.does_copy(c, k):
+                step = "copy"
                 await copy_roundtrip(conn, tally, args, c, k)
             if wc.does_error(c, k):
+                step = "error-in-transaction"
                 await error_in_transaction(conn, tally, c)
             if wc.does_cancel(c, k, args.iterations):
+                step = "cancel"
                 await cancel_sleep(conn, tally, c)
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            tally.error(c, "round %d: %s: %s" % (k, type(e).__name__, e))
+            tally.error(c, "round %d %s: %s: %s" % (k, step, type(e).__name__, e))
             if conn.is_closed():
                 conn = await connect(args, tenant)
                 items_stmt = await conn.prepare(ITEMS_SQL)
@@ -139,15 +146,26 @@ async def run_client(args, tally, c, deadline):
             await conn.close(timeout=5)
 
 
-async def amain(args):
-    tally = wc.Tally(args.clients)
+async def amain(args, tally):
+    """Runs the clients; returns how many were still running GRACE_S after the deadline."""
     deadline = wc.deadline_from(args)
-    await asyncio.gather(*(run_client(args, tally, c, deadline) for c in range(args.clients)))
-    return tally.finish()
+    tasks = [asyncio.ensure_future(run_client(args, tally, c, deadline))
+             for c in range(args.clients)]
+    _, pending = await asyncio.wait(tasks, timeout=deadline + wc.GRACE_S - time.monotonic())
+    return len(pending)
 
 
 def main():
-    return asyncio.run(amain(wc.parse_args(__doc__)))
+    args = wc.parse_args(__doc__)
+    tally = wc.Tally(args.clients)
+    loop = asyncio.new_event_loop()
+    stuck = loop.run_until_complete(amain(args, tally))
+    if stuck:
+        # Tasks stuck in the driver are left behind: report and end the process at once.
+        wc.hung(tally, stuck)
+        os._exit(tally.finish())
+    loop.close()
+    return tally.finish()
 
 
 if __name__ == "__main__":

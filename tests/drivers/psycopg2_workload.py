@@ -8,7 +8,6 @@ the `options` startup parameter (-c app.tenant_id=tXXX). See workload_common.py 
 
 import io
 import sys
-import threading
 import time
 
 import psycopg2
@@ -106,6 +105,18 @@ def cancel_sleep(conn, tally, c):
     tally.stmt(2)
 
 
+def recover(args, conn, tenant):
+    """After a failed round: the same connection rolled back, or a new one when that fails."""
+    try:
+        if not conn.closed:
+            conn.rollback()
+            return conn
+    except psycopg2.Error:
+        pass
+    conn.close()
+    return connect(args, tenant)
+
+
 def run_client(args, tally, c, deadline):
     tenant = wc.tenant_of(c)
     conn = None
@@ -115,21 +126,23 @@ def run_client(args, tally, c, deadline):
             if time.monotonic() > deadline:
                 tally.error(c, "deadline passed at round %d" % k)
                 return
+            step = "read"
             try:
                 read_checks(conn, tally, c, tenant)
+                step = "insert"
                 insert_roundtrip(conn, tally, c, tenant, k)
                 if wc.does_copy(c, k):
+                    step = "copy"
                     copy_roundtrip(conn, tally, args, c, k)
                 if wc.does_error(c, k):
+                    step = "error-in-transaction"
                     error_in_transaction(conn, tally, c)
                 if wc.does_cancel(c, k, args.iterations):
+                    step = "cancel"
                     cancel_sleep(conn, tally, c)
             except psycopg2.Error as e:
-                tally.error(c, "round %d: %s: %s" % (k, type(e).__name__, e))
-                if conn.closed:
-                    conn = connect(args, tenant)
-                else:
-                    conn.rollback()
+                tally.error(c, "round %d %s: %s: %s" % (k, step, type(e).__name__, e))
+                conn = recover(args, conn, tenant)
     except Exception as e:
         tally.error(c, "%s: %s" % (type(e).__name__, e))
     finally:
@@ -138,16 +151,7 @@ def run_client(args, tally, c, deadline):
 
 
 def main():
-    args = wc.parse_args(__doc__)
-    tally = wc.Tally(args.clients)
-    deadline = wc.deadline_from(args)
-    threads = [threading.Thread(target=run_client, args=(args, tally, c, deadline))
-               for c in range(args.clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return tally.finish()
+    return wc.run_threads(wc.parse_args(__doc__), run_client)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ same contract with their own code.
 """
 
 import argparse
+import os
 import threading
 import time
 
@@ -25,6 +26,8 @@ SLEEP_SQL = "SELECT pg_sleep(5)"
 # The canceled sleep must end well before its 5 s; anything longer means the cancel was lost.
 CANCEL_LIMIT_S = 4.0
 MAX_PROBLEM_LINES = 200
+# Seconds past the deadline that clients get to finish their round before they count as hung.
+GRACE_S = 15.0
 
 
 def parse_args(description):
@@ -36,7 +39,8 @@ def parse_args(description):
     p.add_argument("--dbname", default="app")
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--iterations", type=int, default=20)
-    p.add_argument("--deadline", type=float, default=120.0, help="seconds for the whole run")
+    p.add_argument("--deadline", type=float, default=60.0,
+                   help="seconds after which clients start no new round")
     p.add_argument("--tag", required=True, help="unique per run; marks this run's COPY rows")
     return p.parse_args()
 
@@ -101,7 +105,7 @@ class Tally:
                 self.errors += 1
             self.lines += 1
             if self.lines <= MAX_PROBLEM_LINES:
-                print("%s c%d: %s" % (kind, client, " ".join(str(text).split())), flush=True)
+                print("%s c%s: %s" % (kind, client, " ".join(str(text).split())), flush=True)
 
     def finish(self):
         print("RESULT clients=%d statements=%d errors=%d leaks=%d"
@@ -168,3 +172,27 @@ class Canceller:
 
 def deadline_from(args):
     return time.monotonic() + args.deadline
+
+
+def hung(tally, count):
+    tally.error("*", "%d clients still inside a statement %.0f s after the deadline" % (count, GRACE_S))
+
+
+def run_threads(args, run_client):
+    """Runs run_client(args, tally, client, deadline) in one thread per client; returns the exit
+    code. Threads stuck in a driver call cannot be joined, so then the process ends at once."""
+    tally = Tally(args.clients)
+    deadline = deadline_from(args)
+    threads = [threading.Thread(target=run_client, args=(args, tally, c, deadline), daemon=True)
+               for c in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, deadline + GRACE_S - time.monotonic()))
+    stuck = sum(t.is_alive() for t in threads)
+    if stuck:
+        hung(tally, stuck)
+    code = tally.finish()
+    if stuck:
+        os._exit(code)
+    return code

@@ -30,6 +30,7 @@ public final class JdbcWorkload {
   static final int TENANTS = 50;
   static final double CANCEL_LIMIT_S = 4.0;
   static final int MAX_PROBLEM_LINES = 200;
+  static final double GRACE_S = 15.0;  // past the deadline before a client counts as hung
 
   static final AtomicLong statements = new AtomicLong();
   static final AtomicInteger errors = new AtomicInteger();
@@ -39,7 +40,7 @@ public final class JdbcWorkload {
   static Map<String, String> args = new HashMap<>();
   static long deadlineNanos;
 
-  static void problem(String kind, int c, String text) {
+  static void problem(String kind, Object c, String text) {
     (kind.equals("LEAK") ? leaks : errors).incrementAndGet();
     if (lines.incrementAndGet() <= MAX_PROBLEM_LINES) {
       synchronized (System.out) {
@@ -261,15 +262,21 @@ public final class JdbcWorkload {
           problem("ERROR", c, "deadline passed at round " + k);
           return;
         }
+        String step = "set_config";
         try {
           String tenant = roundTenant(conn, c, k);
+          step = "read";
           readChecks(conn, c, tenant);
+          step = "insert";
           insertRoundtrip(conn, c, tenant, k);
+          step = "copy";
           if (k % 5 == c % 5) copyRoundtrip(conn, c, k);
+          step = "error-in-transaction";
           if (k % 10 == c % 10) errorInTransaction(conn, c);
+          step = "cancel";
           if (k == c % iterations) cancelSleep(conn, c);
         } catch (Exception e) {
-          problem("ERROR", c, "round " + k + ": " + e);
+          problem("ERROR", c, "round " + k + " " + step + ": " + e);
           if (conn.isClosed()) conn = connect(c);
         }
       }
@@ -289,7 +296,7 @@ public final class JdbcWorkload {
     args.put("dbname", "app");
     args.put("clients", "50");
     args.put("iterations", "20");
-    args.put("deadline", "120");
+    args.put("deadline", "60");
     for (int i = 0; i + 1 < argv.length; i += 2) args.put(argv[i].replaceFirst("^--", ""), argv[i + 1]);
     for (String key : List.of("port", "user", "password", "tag")) {
       if (!args.containsKey(key)) throw new IllegalArgumentException("missing --" + key);
@@ -300,10 +307,19 @@ public final class JdbcWorkload {
     for (int c = 0; c < clients; c++) {
       final int client = c;
       Thread t = new Thread(() -> runClient(client));
+      t.setDaemon(true);
       threads.add(t);
       t.start();
     }
-    for (Thread t : threads) t.join();
+    long hardStop = deadlineNanos + (long) (GRACE_S * 1e9);
+    int stuck = 0;
+    for (Thread t : threads) {
+      t.join(Math.max(1, (hardStop - System.nanoTime()) / 1_000_000));
+      if (t.isAlive()) stuck++;
+    }
+    if (stuck > 0) {
+      problem("ERROR", "*", stuck + " clients still inside a statement " + GRACE_S + " s after the deadline");
+    }
     System.out.println("RESULT clients=" + clients + " statements=" + statements.get() + " errors="
         + errors.get() + " leaks=" + leaks.get());
     System.exit(errors.get() == 0 && leaks.get() == 0 ? 0 : 1);

@@ -13,12 +13,13 @@ const ROWS_PER_TENANT = 3
 const TENANTS = 50
 const CANCEL_LIMIT_S = 4.0
 const MAX_PROBLEM_LINES = 200
+const GRACE_S = 15 // past the deadline before a client counts as hung
 
 const ITEMS = { name: 'items', text: 'SELECT tenant_id, id, body FROM items WHERE id >= $1 ORDER BY id' }
 const SETTING = { name: 'setting', text: "SELECT current_setting('app.tenant_id', true) AS v" }
 
 function parseArgs (argv) {
-  const a = { host: '127.0.0.1', dbname: 'app', clients: '50', iterations: '20', deadline: '120' }
+  const a = { host: '127.0.0.1', dbname: 'app', clients: '50', iterations: '20', deadline: '60' }
   for (let i = 0; i + 1 < argv.length; i += 2) a[argv[i].replace(/^--/, '')] = argv[i + 1]
   for (const key of ['port', 'user', 'password', 'tag']) {
     if (!(key in a)) throw new Error('missing --' + key)
@@ -157,13 +158,17 @@ async function runClient (c, deadline) {
         problem('ERROR', c, `deadline passed at round ${k}`)
         return
       }
+      let step = 'read'
       try {
         await readChecks(client, c, tenant)
+        step = 'insert'
         await insertRoundtrip(client, c, tenant, k)
+        step = 'error-in-transaction'
         if (k % 10 === c % 10) await errorInTransaction(client, c)
+        step = 'cancel'
         if (k === c % iterations) await cancelSleep(client, tenant, c)
       } catch (e) {
-        problem('ERROR', c, `round ${k}: ${e.code || ''} ${e.message}`)
+        problem('ERROR', c, `round ${k} ${step}: ${e.code || ''} ${e.message}`)
         try { await client.query('ROLLBACK') } catch (e2) {
           await client.end().catch(() => {})
           client = await connect(tenant, c)
@@ -177,14 +182,25 @@ async function runClient (c, deadline) {
   }
 }
 
+function report (clients) {
+  console.log(`RESULT clients=${clients} statements=${tally.statements} errors=${tally.errors} leaks=${tally.leaks}`)
+  return tally.errors === 0 && tally.leaks === 0 ? 0 : 1
+}
+
 async function main () {
   const clients = Number(args.clients)
   const deadline = Date.now() + Number(args.deadline) * 1000
+  let running = clients
   const all = []
-  for (let c = 0; c < clients; c++) all.push(runClient(c, deadline))
+  for (let c = 0; c < clients; c++) all.push(runClient(c, deadline).finally(() => running--))
+  // A statement the target never answers must not hang the run.
+  const hardStop = setTimeout(() => {
+    problem('ERROR', '*', `${running} clients still inside a statement ${GRACE_S} s after the deadline`)
+    process.exit(report(clients))
+  }, deadline + GRACE_S * 1000 - Date.now())
   await Promise.all(all)
-  console.log(`RESULT clients=${clients} statements=${tally.statements} errors=${tally.errors} leaks=${tally.leaks}`)
-  process.exitCode = tally.errors === 0 && tally.leaks === 0 ? 0 : 1
+  clearTimeout(hardStop)
+  process.exitCode = report(clients)
 }
 
 main()

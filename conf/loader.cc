@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "conf/validate.h"
+#include "conf/yaml_documents.h"
 #include "conf/yaml_reader.h"
 
 namespace pgtenant::conf {
@@ -257,7 +258,7 @@ bool Decode(const std::string& text, Config* config, SourceLines* lines,
             std::vector<Diagnostic>* diagnostics) {
   YamlReader reader(diagnostics, lines);
   try {
-    std::vector<Node> documents = YAML::LoadAll(text);
+    std::vector<Node> documents = LoadYamlDocuments(text);
     if (documents.size() > 1) {
       reader.Error("", YamlReader::LineOf(documents[1]),
                    "the file holds " + std::to_string(documents.size()) + " YAML documents",

@@ -341,6 +341,8 @@ void Pooler::Maintain() {
   for (auto it = retired_pools_.begin(); it != retired_pools_.end();) {
     it->second->Maintain(now);
     if (it->second->Drained()) {
+      // Its series go too, unless a pool of the same name was added back.
+      if (pools_.count(it->second->name()) == 0) metrics_->ForgetPool(it->second->name());
       it = retired_pools_.erase(it);
     } else {
       ++it;

@@ -159,9 +159,9 @@ class ServerSession : public StreamHandler {
   Stream stream_;
   ClientSession* client_ = nullptr;
   uint64_t last_client_id_ = 0;
-  uint64_t generation_ = 0;  // the pool's generation when this connection was opened
   uint64_t created_ms_;
   uint64_t last_used_ms_;
+  uint64_t generation_ = 0;  // the pool's generation when this connection was opened
   int32_t backend_pid_ = 0;
   sockaddr_storage backend_addr_{};
   int32_t backend_key_ = 0;

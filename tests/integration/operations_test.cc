@@ -284,6 +284,48 @@ TEST_F(OperationsTest, MetricsShowTenantsAndShowStatsCountExactly) {
   EXPECT_EQ(lint.exit_code, 0) << "promtool check metrics:\n" << lint.output;
 }
 
+// Under tenant_labels dedicated and none the same exact counts are aggregated: tenants of the
+// default pool under "_other" (dedicated), every tenant under "_all" (none).
+TEST_F(OperationsTest, TenantLabelPoliciesAggregateExactly) {
+  for (const std::string policy : {"dedicated", "none"}) {
+    SCOPED_TRACE("tenant_labels: " + policy);
+    proxy_.reset();
+    START_WITH_METRICS(ProxyConfigOptions{}, policy);
+    {
+      PGconnPtr a = ConnectTenant("t001");
+      PGconnPtr b = ConnectTenant("t002");
+      PGconnPtr acme = ConnectTenant("acme");
+      ASSERT_TRUE(a && b && acme) << LastConnectError();
+      for (int i = 0; i < 3; ++i) EXPECT_EQ(QueryValue(a.get(), "select 1"), "1");
+      ExpectOk(b.get(), "BEGIN");
+      EXPECT_EQ(QueryValue(b.get(), "select 2"), "2");
+      ExpectOk(b.get(), "COMMIT");
+      EXPECT_EQ(QueryValue(acme.get(), "select 3"), "3");
+    }
+    PGconnPtr admin = ConnectAdmin();
+    ASSERT_TRUE(admin) << LastConnectError();
+    ASSERT_TRUE(RunAdmin(admin.get(), "SHOW TENANTS").ok());  // orders the scrape after the counting
+    std::string body, error;
+    ASSERT_TRUE(ops::HttpGet(metrics_port_, "/metrics", &body, &error)) << error;
+    std::vector<ops::Sample> samples = ops::ParseMetrics(body);
+    std::string shared_label = policy == "dedicated" ? "_other" : "_all";
+    std::string acme_label = policy == "dedicated" ? "acme" : "_all";
+    auto value = [&](const char* name, const std::string& pool, const std::string& tenant) {
+      return ops::FindSample(samples, name, {{"pool", pool}, {"tenant", tenant}});
+    };
+    EXPECT_EQ(value("pgtenant_transactions_total", "shared", shared_label), std::optional<double>(4));
+    EXPECT_EQ(value("pgtenant_queries_total", "shared", shared_label), std::optional<double>(6));
+    EXPECT_EQ(value("pgtenant_transactions_total", "acme", acme_label), std::optional<double>(1));
+    EXPECT_EQ(value("pgtenant_queries_total", "acme", acme_label), std::optional<double>(1));
+    for (const ops::Sample& s : samples) {
+      if (s.name == "pgtenant_transactions_total") {
+        EXPECT_TRUE(s.labels.at("tenant") == shared_label || s.labels.at("tenant") == acme_label)
+            << "a tenant label the policy does not allow: " << s.labels.at("tenant");
+      }
+    }
+  }
+}
+
 // ---- the admin console ----
 
 TEST_F(OperationsTest, AdminConsoleAnswersEveryCommand) {

@@ -247,9 +247,8 @@ void RunClient(int id, const std::string& conninfo_base, Load* load, Clock::time
       }
     }
     long before = load->t007_state.load();
-    bool explicit_txn = i % 3 == 0;
     std::string value;
-    if (explicit_txn) {
+    if (i % 3 == 0) {  // an explicit transaction block
       value = QueryValue(c.get(), "BEGIN");
       if (value.empty()) value = QueryValue(c.get(), kSql);
       if (value.rfind("ERROR", 0) != 0) {
@@ -261,12 +260,12 @@ void RunClient(int id, const std::string& conninfo_base, Load* load, Clock::time
     }
     long after = load->t007_state.load();
     std::string db = value.substr(value.find('|') + 1);
-    bool good = value == tenant + "|app" || (tenant == "t007" && value == tenant + "|acme");
-    if (!good) {
+    if (value != tenant + "|app" && !(tenant == "t007" && value == tenant + "|acme")) {
       load->Fail(where + ": got " + value + " (" + PQerrorMessage(c.get()) + ")");
       if (PQstatus(c.get()) != CONNECTION_OK) c.reset();
     } else {
       ++load->transactions;
+      // Only when t007's pool was settled for the whole transaction is its database known.
       if (tenant == "t007" && before == after && (before & 3) != 2) {
         ++load->t007_checked;
         std::string want = (before & 3) == 1 ? "acme" : "app";
@@ -277,146 +276,191 @@ void RunClient(int id, const std::string& conninfo_base, Load* load, Clock::time
   }
 }
 
-TEST_F(ReloadTest, FiftyReloadsUnderLoadMoveTenantsAndDropNoTransaction) {
+// The load's threads; joined on destruction too, so an assertion that returns early from the
+// test does not leave them running.
+class LoadRunner {
+ public:
+  LoadRunner(int port, Load* load) : load_(load) {
+    const std::string base = "host=127.0.0.1 port=" + std::to_string(port) +
+                             " dbname=app user=app password=app_pw sslmode=disable connect_timeout=20";
+    auto deadline = Clock::now() + kWorkerDeadline;
+    for (int i = 0; i < kClients; ++i) threads_.emplace_back(RunClient, i, base, load, deadline);
+  }
+  ~LoadRunner() { Stop(); }
+  void Stop() {
+    load_->stop = true;
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  Load* load_;
+  std::vector<std::thread> threads_;
+};
+
+// The sequence of reloads: step i's config and how it is triggered. Every step moves t007;
+// every sixth config is broken (syntax, unknown key, pool without database in turn); every fourth
+// reload is the RELOAD command; step 48 turns config_watch on and step 49 is seen by it alone.
+struct Step {
+  Layout layout;
+  Breakage breakage = Breakage::kNone;
+  Via via = Via::kSighup;
+};
+constexpr int kSteps = 50;
+
+Step StepAt(int i, const Layout& applied) {
+  Step s;
+  s.layout.t007_pool = applied.t007_pool == "shared" ? "acme" : "shared";
+  s.layout.shared_size = i < 16 ? 5 : i < 32 ? 3 : 8;
+  s.layout.dedicated_pool = i >= 8 && i < 40;
+  s.layout.t008_pool = i >= 10 && i < 36 ? "dedicated" : "shared";
+  s.layout.late_user = i >= 20 && i < 30;
+  s.layout.watch = i >= 48;
+  if (i < 48 && i % 6 == 5) s.breakage = static_cast<Breakage>(1 + (i / 6) % 3);
+  s.via = i == 49 ? Via::kWatch : i % 4 == 1 ? Via::kReload : Via::kSighup;
+  return s;
+}
+
+// What the sequence has done so far and the sessions it checks with.
+struct ReloadRun {
   Layout applied;
-  START_LAYOUT(applied);
-  PGconnPtr admin = Connect(ops::AdminConnInfo(proxy_->port()));
-  ASSERT_TRUE(admin) << LastConnectError() << ProxyLog();
-  PGconnPtr probe7 = Connect(ConnInfoFor("t007", "application_name=probe_t007"));
-  PGconnPtr probe8 = Connect(ConnInfoFor("t008", "application_name=probe_t008"));
-  ASSERT_TRUE(probe7 && probe8) << LastConnectError();
-  EXPECT_EQ(QueryValue(probe7.get(), "select current_database()"), "app");
-  double success = 0, failure = 0;
-  std::string error;
-  ASSERT_TRUE(Reloads(&success, &failure, &error)) << error;
-  EXPECT_EQ(failure, 0);
-
-  Load load;
-  std::vector<std::thread> clients;
-  const std::string base = "host=127.0.0.1 port=" + std::to_string(proxy_->port()) +
-                           " dbname=app user=app password=app_pw sslmode=disable connect_timeout=20";
-  auto load_deadline = Clock::now() + kWorkerDeadline;
-  for (int i = 0; i < kClients; ++i) clients.emplace_back(RunClient, i, base, &load, load_deadline);
-  auto join_clients = [&] {
-    load.stop = true;
-    for (auto& t : clients) t.join();
-    clients.clear();
-  };
-  std::this_thread::sleep_for(milliseconds(1000));  // let the load log in and get going
-
-  long generation = 0;
-  PGconnPtr late;                 // a session of late_user while it exists
-  std::vector<PGconnPtr> holders;  // open transactions that force the pool past its old size
-  long long max_shared_at_8 = 0;
-  int steps_since_resize = 0;
+  double success = 0;  // pgtenant_config_reloads_total
+  double failure = 0;
   int invalid = 0;
-  auto t007_code = [](const Layout& l) { return l.t007_pool == "acme" ? 1L : 0L; };
-  load.t007_state = t007_code(applied);
+  int steps_since_resize = 0;
+  long long max_shared_at_size_8 = 0;
+  long generation = 0;
+  PGconnPtr admin;
+  PGconnPtr probe7;  // t007, whose database tells its pool
+  PGconnPtr probe8;  // t008, whose SHOW CLIENTS row tells its pool
+  PGconnPtr late;    // a session of late_user while it exists
+  bool held = false;  // the pool was made to grow past its old size once
+};
 
-  constexpr int kSteps = 50;
-  for (int i = 0; i < kSteps && !HasFatalFailure(); ++i) {
-    SCOPED_TRACE("reload step " + std::to_string(i));
-    auto step_end = Clock::now() + kStepTime;
-    Layout next = applied;
-    next.t007_pool = applied.t007_pool == "shared" ? "acme" : "shared";
-    next.shared_size = i < 16 ? 5 : i < 32 ? 3 : 8;
-    next.dedicated_pool = i >= 8 && i < 40;
-    next.t008_pool = i >= 10 && i < 36 ? "dedicated" : "shared";
-    next.late_user = i >= 20 && i < 30;
-    next.watch = i >= 48;
-    Breakage breakage = i < 48 && i % 6 == 5 ? static_cast<Breakage>(1 + (i / 6) % 3) : Breakage::kNone;
-    Via via = i == 49 ? Via::kWatch : i % 4 == 1 ? Via::kReload : Via::kSighup;
+class ReloadUnderLoadTest : public ReloadTest {
+ protected:
+  // Writes the step's config, triggers the reload and waits until the metrics count it.
+  void Reload(const Step& step, ReloadRun* run, Table* reload) {
     std::string reported_as;
-    std::string text = Break(LayoutYaml(listen_port_, metrics_port_, next), breakage, &reported_as);
-
-    load.t007_state = (++generation << 2) | 2;  // changing now: the load does not check t007
+    std::string text =
+        Break(LayoutYaml(listen_port_, metrics_port_, step.layout), step.breakage, &reported_as);
     ASSERT_TRUE(WriteConfig(proxy_->config_path(), text));
-    Table reload;
-    if (via == Via::kSighup) proxy_->Signal(SIGHUP);
-    if (via == Via::kReload) reload = RunAdmin(admin.get(), "RELOAD");
-    bool valid = breakage == Breakage::kNone;
-    if (valid) {
-      ++success;
-    } else {
-      ++failure;
-      ++invalid;
-    }
+    if (step.via == Via::kSighup) proxy_->Signal(SIGHUP);
+    if (step.via == Via::kReload) *reload = RunAdmin(run->admin.get(), "RELOAD");
+    bool valid = step.breakage == Breakage::kNone;
+    (valid ? run->success : run->failure) += 1;
     std::string seen;
-    ASSERT_TRUE(WaitReloads(success, failure, kReloadTimeout, &seen))
-        << "pgtenant_config_reloads_total should be success " << success << ", failure " << failure
-        << "; it is " << seen << "\n" << ProxyLog();
-    if (valid) {
-      if (next.shared_size != applied.shared_size) steps_since_resize = 0;
-      applied = next;
-    }
-    ++steps_since_resize;
-    load.t007_state = (++generation << 2) | t007_code(applied);
-
-    if (via == Via::kReload) {
-      EXPECT_EQ(reload.ok(), valid) << reload.error;
+    ASSERT_TRUE(WaitReloads(run->success, run->failure, kReloadTimeout, &seen))
+        << "pgtenant_config_reloads_total should be success " << run->success << ", failure "
+        << run->failure << "; it is " << seen << "\n" << ProxyLog();
+    if (step.via == Via::kReload) {
+      EXPECT_EQ(reload->ok(), valid) << reload->error;
       if (valid) {
-        EXPECT_EQ(reload.tag, "RELOAD");
+        EXPECT_EQ(reload->tag, "RELOAD");
       } else {
-        EXPECT_FALSE(reload.sqlstate.empty());
-        EXPECT_NE(reload.error.find(reported_as), std::string::npos)
-            << "RELOAD's error does not name the problem (" << reported_as << "): " << reload.error;
+        EXPECT_FALSE(reload->sqlstate.empty());
+        EXPECT_NE(reload->error.find(reported_as), std::string::npos)
+            << "RELOAD's error does not name the problem (" << reported_as << "): " << reload->error;
       }
     }
     if (!valid) {
+      ++run->invalid;
       std::string log = ProxyLog();
-      EXPECT_EQ(CountOf(log, "the new config is invalid"), static_cast<size_t>(invalid)) << log;
+      EXPECT_EQ(CountOf(log, "the new config is invalid"), static_cast<size_t>(run->invalid)) << log;
       EXPECT_NE(log.find(reported_as), std::string::npos) << "the log does not name " << reported_as;
     }
+  }
 
-    // The moved tenants' next transactions run on their pools; invalid configs moved nothing.
-    EXPECT_EQ(QueryValue(probe7.get(), "select current_database()"),
-              applied.t007_pool == "acme" ? "acme" : "app");
-    EXPECT_EQ(QueryValue(probe8.get(), "select 8"), "8");
-    EXPECT_EQ(PoolOfClient(admin.get(), "probe_t008"), applied.t008_pool);
+  // The moved tenants' next transactions run on their pools; invalid configs moved nothing.
+  void CheckRouting(ReloadRun* run) {
+    EXPECT_EQ(QueryValue(run->probe7.get(), "select current_database()"),
+              run->applied.t007_pool == "acme" ? "acme" : "app");
+    EXPECT_EQ(QueryValue(run->probe8.get(), "select 8"), "8");
+    EXPECT_EQ(PoolOfClient(run->admin.get(), "probe_t008"), run->applied.t008_pool);
+    Table pools = RunAdmin(run->admin.get(), "SHOW POOLS");
+    EXPECT_EQ(pools.Where("database", "dedicated").size(), run->applied.dedicated_pool ? 1u : 0u);
+  }
 
-    Table pools = RunAdmin(admin.get(), "SHOW POOLS");
-    EXPECT_EQ(pools.Where("database", "dedicated").size(), applied.dedicated_pool ? 1u : 0u);
-    long long shared_servers = ServerCount(admin.get(), "shared");
-    if (steps_since_resize >= 3 || applied.shared_size > 5) {
-      EXPECT_LE(shared_servers, applied.shared_size) << "pool shared has size " << applied.shared_size;
+  // Pool shared never has more server connections than its size (a shrink takes a few steps:
+  // connections beyond it close when released); after the growth to 8, five open transactions
+  // plus the load make it open more than the old sizes allowed.
+  void CheckSharedSize(ReloadRun* run, int step) {
+    const int size = run->applied.shared_size;
+    long long servers = ServerCount(run->admin.get(), "shared");
+    if (run->steps_since_resize >= 3 || size > 5) {
+      EXPECT_LE(servers, size) << "pool shared has size " << size;
     }
-    if (applied.shared_size == 8) {
-      if (holders.empty() && i < 44) {
-        // Five open transactions plus the load need more than the old sizes allowed.
-        for (int h = 0; h < 5; ++h) {
-          holders.push_back(Connect(ConnInfoFor("t009")));
-          ASSERT_TRUE(holders.back()) << LastConnectError();
-          EXPECT_EQ(QueryValue(holders.back().get(), "BEGIN"), "");
-          EXPECT_EQ(QueryValue(holders.back().get(), "select 9"), "9");
-        }
-        std::this_thread::sleep_for(milliseconds(300));
-        shared_servers = ServerCount(admin.get(), "shared");
-        EXPECT_LE(shared_servers, 8);
-        for (auto& h : holders) EXPECT_EQ(QueryValue(h.get(), "COMMIT"), "");
+    if (size != 8) return;
+    if (!run->held && step < 44) {
+      run->held = true;
+      std::vector<PGconnPtr> holders;
+      for (int h = 0; h < 5; ++h) {
+        holders.push_back(Connect(ConnInfoFor("t009")));
+        ASSERT_TRUE(holders.back()) << LastConnectError();
+        EXPECT_EQ(QueryValue(holders.back().get(), "BEGIN"), "");
+        EXPECT_EQ(QueryValue(holders.back().get(), "select 9"), "9");
       }
-      max_shared_at_8 = std::max(max_shared_at_8, shared_servers);
+      std::this_thread::sleep_for(milliseconds(300));
+      servers = ServerCount(run->admin.get(), "shared");
+      EXPECT_LE(servers, 8);
+      for (auto& h : holders) EXPECT_EQ(QueryValue(h.get(), "COMMIT"), "");
     }
+    run->max_shared_at_size_8 = std::max(run->max_shared_at_size_8, servers);
+  }
 
-    bool user_changed = i > 0 && valid && (i == 20 || i == 30);
-    if (user_changed && applied.late_user) {
-      late = Connect(LateUserConnInfo());
-      ASSERT_TRUE(late) << "the added user cannot log in: " << LastConnectError();
-      EXPECT_EQ(QueryValue(late.get(), "select current_user"), "app_rls");
+  // An added user logs in; once removed, it cannot, while its open session goes on (a reload
+  // drops no client).
+  void CheckLateUser(ReloadRun* run, bool was_there) {
+    if (run->applied.late_user == was_there) return;
+    if (run->applied.late_user) {
+      run->late = Connect(LateUserConnInfo());
+      ASSERT_TRUE(run->late) << "the added user cannot log in: " << LastConnectError();
+      EXPECT_EQ(QueryValue(run->late.get(), "select current_user"), "app_rls");
+      return;
     }
-    if (user_changed && !applied.late_user) {
-      ops::Login refused = ops::LoginVerbose(LateUserConnInfo());
-      EXPECT_FALSE(refused.conn) << "a removed user still logs in";
-      EXPECT_EQ(refused.sqlstate, "28P01") << refused.message;
-      // A reload drops no client: the removed user's open session goes on.
-      ASSERT_TRUE(late);
-      EXPECT_EQ(QueryValue(late.get(), "select 30"), "30");
-    }
+    ops::Login refused = ops::LoginVerbose(LateUserConnInfo());
+    EXPECT_FALSE(refused.conn) << "a removed user still logs in";
+    EXPECT_EQ(refused.sqlstate, "28P01") << refused.message;
+    ASSERT_TRUE(run->late);
+    EXPECT_EQ(QueryValue(run->late.get(), "select 30"), "30");
+  }
+};
+
+TEST_F(ReloadUnderLoadTest, FiftyReloadsMoveTenantsAndDropNoTransaction) {
+  ReloadRun run;
+  START_LAYOUT(run.applied);
+  run.admin = Connect(ops::AdminConnInfo(proxy_->port()));
+  run.probe7 = Connect(ConnInfoFor("t007", "application_name=probe_t007"));
+  run.probe8 = Connect(ConnInfoFor("t008", "application_name=probe_t008"));
+  ASSERT_TRUE(run.admin && run.probe7 && run.probe8) << LastConnectError() << ProxyLog();
+  EXPECT_EQ(QueryValue(run.probe7.get(), "select current_database()"), "app");
+  std::string error;
+  ASSERT_TRUE(Reloads(&run.success, &run.failure, &error)) << error;
+  EXPECT_EQ(run.failure, 0);
+
+  Load load;
+  LoadRunner runner(proxy_->port(), &load);
+  std::this_thread::sleep_for(milliseconds(1000));  // let the load log in and get going
+  for (int i = 0; i < kSteps && !HasFatalFailure(); ++i) {
+    SCOPED_TRACE("reload step " + std::to_string(i));
+    auto step_end = Clock::now() + kStepTime;
+    Step step = StepAt(i, run.applied);
+    load.t007_state = (++run.generation << 2) | 2;  // changing now: the load does not check t007
+    Table reload;
+    Reload(step, &run, &reload);
+    if (HasFatalFailure()) break;
+    Layout before = run.applied;
+    if (step.breakage == Breakage::kNone) run.applied = step.layout;
+    run.steps_since_resize = before.shared_size == run.applied.shared_size ? run.steps_since_resize + 1 : 1;
+    load.t007_state = (++run.generation << 2) | (run.applied.t007_pool == "acme" ? 1 : 0);
+    CheckRouting(&run);
+    CheckSharedSize(&run, i);
+    CheckLateUser(&run, before.late_user);
     std::this_thread::sleep_until(step_end);
   }
-  // The watch step changed t007 with no signal and no RELOAD; the loop above checked it moved.
-  EXPECT_GT(max_shared_at_8, 5) << "pool shared never grew past its old size after size: 8";
+  EXPECT_GT(run.max_shared_at_size_8, 5) << "pool shared never grew past its old size after size: 8";
 
-  join_clients();
+  runner.Stop();
   ASSERT_TRUE(proxy_->Running()) << ProxyLog();
   EXPECT_EQ(load.failures.load(), 0) << [&] {
     std::string all;
@@ -427,19 +471,67 @@ TEST_F(ReloadTest, FiftyReloadsUnderLoadMoveTenantsAndDropNoTransaction) {
   EXPECT_GT(load.t007_checked.load(), 0) << "no t007 transaction of the load was checked";
 
   // The removed pool has drained; SHOW TENANTS saw t007 and t008 on their other pools.
-  Table servers = RunAdmin(admin.get(), "SHOW SERVERS");
+  Table servers = RunAdmin(run.admin.get(), "SHOW SERVERS");
   EXPECT_TRUE(servers.Where("pool", "dedicated").empty()) << "the removed pool did not drain";
-  Table tenants = RunAdmin(admin.get(), "SHOW TENANTS");
-  bool t007_on_acme = false, t008_on_dedicated = false;
-  for (const auto& row : tenants.rows) {
-    t007_on_acme |= row.at("tenant") == "t007" && row.at("pool") == "acme" && AsInt(row, "transactions") > 0;
-    t008_on_dedicated |=
-        row.at("tenant") == "t008" && row.at("pool") == "dedicated" && AsInt(row, "transactions") > 0;
-  }
-  EXPECT_TRUE(t007_on_acme);
-  EXPECT_TRUE(t008_on_dedicated);
+  Table tenants = RunAdmin(run.admin.get(), "SHOW TENANTS");
+  EXPECT_EQ(tenants.Where("tenant", "t007").size(), 2u) << "t007 ran on shared and on acme";
+  EXPECT_EQ(tenants.Where("tenant", "t008").size(), 2u) << "t008 ran on shared and on dedicated";
+  for (const auto& row : tenants.Where("tenant", "t008")) EXPECT_GT(AsInt(row, "transactions"), 0);
   printf("load: %ld transactions, %ld t007 transactions checked, %d invalid configs\n",
-         load.transactions.load(), load.t007_checked.load(), invalid);
+         load.transactions.load(), load.t007_checked.load(), run.invalid);
+}
+
+// A removed pool drains: a transaction open on it finishes there, the client's next one runs on
+// the tenant's new pool, the pool's server connections close, and neither the console nor the
+// metrics go on showing them.
+TEST_F(ReloadTest, RemovedPoolDrainsAndLeavesNoConnectionsBehind) {
+  Layout layout;
+  layout.dedicated_pool = true;
+  layout.t008_pool = "dedicated";
+  START_LAYOUT(layout);
+  PGconnPtr admin = Connect(ops::AdminConnInfo(proxy_->port()));
+  PGconnPtr idle = Connect(ConnInfoFor("t008", "application_name=idle_t008"));
+  PGconnPtr busy = Connect(ConnInfoFor("t008", "application_name=busy_t008"));
+  ASSERT_TRUE(admin && idle && busy) << LastConnectError();
+  EXPECT_EQ(QueryValue(busy.get(), "BEGIN"), "");
+  EXPECT_EQ(QueryValue(busy.get(), "select 2"), "2");
+  EXPECT_EQ(QueryValue(idle.get(), "select 1"), "1");  // a second server: the first is busy
+  EXPECT_EQ(PoolOfClient(admin.get(), "busy_t008"), "dedicated");
+  EXPECT_EQ(RunAdmin(admin.get(), "SHOW SERVERS").Where("pool", "dedicated").size(), 2u);
+  std::this_thread::sleep_for(milliseconds(1500));  // the gauges have seen them
+
+  layout.dedicated_pool = false;
+  layout.t008_pool = "shared";
+  ASSERT_TRUE(WriteConfig(proxy_->config_path(), LayoutYaml(listen_port_, metrics_port_, layout)));
+  Table reload = RunAdmin(admin.get(), "RELOAD");
+  ASSERT_TRUE(reload.ok()) << reload.error;
+  EXPECT_TRUE(RunAdmin(admin.get(), "SHOW POOLS").Where("database", "dedicated").empty());
+
+  EXPECT_EQ(QueryValue(busy.get(), "select 3"), "3") << "the open transaction was cut";
+  EXPECT_EQ(QueryValue(busy.get(), "COMMIT"), "");
+  EXPECT_EQ(QueryValue(busy.get(), "select 4"), "4");
+  EXPECT_EQ(PoolOfClient(admin.get(), "busy_t008"), "shared");
+  EXPECT_EQ(QueryValue(idle.get(), "select 5"), "5");
+  EXPECT_EQ(PoolOfClient(admin.get(), "idle_t008"), "shared");
+
+  auto deadline = Clock::now() + milliseconds(3000);
+  Table servers = RunAdmin(admin.get(), "SHOW SERVERS");
+  while (!servers.Where("pool", "dedicated").empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+    servers = RunAdmin(admin.get(), "SHOW SERVERS");
+  }
+  EXPECT_TRUE(servers.Where("pool", "dedicated").empty()) << "the removed pool did not drain";
+  // The connection gauges are refreshed every second; give them two.
+  std::this_thread::sleep_for(milliseconds(2000));
+  std::string body, error;
+  ASSERT_TRUE(ops::HttpGet(metrics_port_, "/metrics", &body, &error)) << error;
+  for (const ops::Sample& s : ops::ParseMetrics(body)) {
+    if ((s.name == "pgtenant_server_connections" || s.name == "pgtenant_client_connections") &&
+        s.labels.count("pool") && s.labels.at("pool") == "dedicated") {
+      EXPECT_EQ(s.value, 0) << s.name << "{state=\"" << s.labels.at("state")
+                            << "\"} of the removed, drained pool dedicated";
+    }
+  }
 }
 
 // config_watch follows the config: on, it reloads a changed file with no signal; switched off by

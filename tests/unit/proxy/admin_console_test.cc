@@ -50,8 +50,8 @@ ResultSet Decode(const std::string& bytes) {
       EXPECT_TRUE(r.GetInt16(&n));
       for (int i = 0; i < n; ++i) {
         std::string_view name;
-        int32_t table, oid, typmod;
-        int16_t attr, size, format;
+        int32_t table = 0, oid = 0, typmod = 0;
+        int16_t attr = 0, size = 0, format = -1;
         EXPECT_TRUE(r.GetCString(&name) && r.GetInt32(&table) && r.GetInt16(&attr) && r.GetInt32(&oid) &&
                     r.GetInt16(&size) && r.GetInt32(&typmod) && r.GetInt16(&format));
         EXPECT_EQ(format, 0) << "text format";
@@ -63,7 +63,7 @@ ResultSet Decode(const std::string& bytes) {
       EXPECT_EQ(static_cast<size_t>(n), rs.columns.size()) << "DataRow width";
       std::vector<Cell> row;
       for (int i = 0; i < n; ++i) {
-        int32_t len;
+        int32_t len = 0;
         EXPECT_TRUE(r.GetInt32(&len));
         if (len < 0) {
           row.emplace_back();

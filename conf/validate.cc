@@ -37,6 +37,21 @@ bool IsBase64(std::string_view s, size_t decoded_bytes = 0) {
 
 std::string Quote(const std::string& s) { return "\"" + s + "\""; }
 
+// What std::regex must not be handed. libstdc++ 12 reads the counts of {n,m} and back-reference
+// numbers into a long without an overflow check (undefined behaviour, fixed in GCC 13), and
+// compiles alternatives recursively, so a long enough pattern exhausts the stack. Returns ""
+// when the pattern may be compiled.
+constexpr size_t kMaxIdPatternLength = 1024;
+std::string IdPatternLimit(const std::string& pattern) {
+  if (pattern.size() > kMaxIdPatternLength) return "longer than 1024 characters";
+  size_t digits = 0;
+  for (char c : pattern) {
+    digits = (c >= '0' && c <= '9') ? digits + 1 : 0;
+    if (digits > 9) return "has a number of more than 9 digits";
+  }
+  return "";
+}
+
 std::vector<std::string> KeysOf(const auto& map) {
   std::vector<std::string> keys;
   for (const auto& entry : map) keys.push_back(entry.first);
@@ -168,11 +183,17 @@ class Validator {
       Error("tenancy.variable", Quote(t.variable) + " is not a custom setting name",
             "use two or more dot-separated identifiers, such as app.tenant_id");
     }
-    try {
-      id_regex_.emplace(t.id_pattern, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      Error("tenancy.id_pattern", std::string("not a valid regular expression: ") + e.what(),
-            "ECMAScript syntax, e.g. ^[a-z0-9_]{1,63}$");
+    const std::string limit = IdPatternLimit(t.id_pattern);
+    if (!limit.empty()) {
+      Error("tenancy.id_pattern", "the pattern " + limit,
+            "tenant ids are short: write a short pattern, e.g. ^[a-z0-9_]{1,63}$");
+    } else {
+      try {
+        id_regex_.emplace(t.id_pattern, std::regex::ECMAScript);
+      } catch (const std::regex_error& e) {
+        Error("tenancy.id_pattern", std::string("not a valid regular expression: ") + e.what(),
+              "ECMAScript syntax, e.g. ^[a-z0-9_]{1,63}$");
+      }
     }
     if (t.sources.empty() && lines_.Has("tenancy.sources")) {
       Error("tenancy.sources", "must name at least one source",

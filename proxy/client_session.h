@@ -203,8 +203,8 @@ class ClientSession : public StreamHandler {
   bool first_needs_own_txn_ = false;
   bool first_frame_inspected_ = false;  // the next frame HandleActive sees passed HandleIdle's checks // the waiting statement refuses to run in a pipeline
   uint64_t last_activity_ms_ = 0;
-  bool prelude_pending_ = false;
-  bool pinned_ = false;
+  bool prelude_pending_ = false;  // session mode: the tenant changed while a server is held
+  bool pinned_ = false;           // holds its server until it disconnects (session state)
   // The client named its tenant again: set it on the server even if pgtenant believes the
   // server has it (SQL pgtenant cannot see may have changed it since).
   bool retell_tenant_ = false;
@@ -219,9 +219,9 @@ class ClientSession : public StreamHandler {
   std::optional<std::string> slot_tenant_;  // counted against tenants.ID.max_client_connections
   TenantUsage* usage_ = nullptr;     // counters of this client's (pool, tenant)
   TransactionUsage txn_;             // the current transaction's, added to usage_ at its end
-  uint64_t txn_started_us_ = 0;              // holds its server until it disconnects (session state)
+  uint64_t txn_started_us_ = 0;      // when the current transaction got its server
   uint64_t replacement_tag_ = 0;     // statement id of a rewritten Parse
-  std::unique_ptr<ClientStatements> statements_;  // named prepared statements, on first use     // session mode: the tenant changed while a server is held
+  std::unique_ptr<ClientStatements> statements_;  // named prepared statements, on first use
   std::unique_ptr<LocalState> local_;  // allocated on first use only
   // What only the login needs; freed once the client is logged in.
   struct AuthState {

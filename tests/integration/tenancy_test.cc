@@ -154,7 +154,9 @@ class RawClient {
     auto deadline = Clock::now() + milliseconds(10000);
     for (;;) {
       if (in_.size() >= 5) {
-        uint32_t len = ntohl(*reinterpret_cast<const uint32_t*>(&in_[1]));
+        uint32_t be;
+        std::memcpy(&be, &in_[1], sizeof be);  // unaligned in the buffer: no pointer cast
+        uint32_t len = ntohl(be);
         if (len < 4) return false;
         if (in_.size() >= len + 1) {
           *type = in_[0];

@@ -228,6 +228,17 @@ void AppendStartupMessage(std::string* out,
   w.Finish();
 }
 
+void AppendSslRequest(std::string* out) {
+  MessageWriter w(out);
+  w.Begin(0).PutInt32(kSslRequestCode).Finish();
+}
+
+bool IsSslRequest(std::span<const uint8_t> payload) {
+  ByteReader r(payload);
+  int32_t code = 0;
+  return r.GetInt32(&code) && code == kSslRequestCode && r.empty();
+}
+
 void AppendCancelRequest(std::string* out, int32_t pid, int32_t key) {
   MessageWriter w(out);
   w.Begin(0).PutInt32(kCancelRequestCode).PutInt32(pid).PutInt32(key).Finish();

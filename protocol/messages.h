@@ -52,6 +52,8 @@ struct StartupPacket {
   int32_t cancel_key = 0;
 };
 Result<StartupPacket> ParseStartupPacket(std::span<const uint8_t> payload);
+// The payload of an untyped packet is exactly an SSLRequest.
+bool IsSslRequest(std::span<const uint8_t> payload);
 
 struct ErrorFields {
   std::string severity;  // the non-localised 'V' field when present, else 'S'
@@ -111,6 +113,8 @@ void AppendRowDescription(std::string* out, const std::vector<std::string>& colu
 void AppendDataRow(std::string* out, const std::vector<std::optional<std::string>>& values);
 void AppendEmptyQueryResponse(std::string* out);
 // Frontend messages pgtenant sends to servers.
+// SSLRequest: asks the server to switch to TLS; it answers one byte, 'S' or 'N'.
+void AppendSslRequest(std::string* out);
 void AppendStartupMessage(std::string* out,
                           const std::vector<std::pair<std::string, std::string>>& params);
 void AppendCancelRequest(std::string* out, int32_t pid, int32_t key);

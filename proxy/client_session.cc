@@ -112,9 +112,26 @@ size_t ClientSession::HandleStartup(std::span<const uint8_t> data) {
       return data.size();
     }
     pos += f.total_size;
+    if (protocol::IsSslRequest(f.payload)) {
+      // A client that asked for TLS waits for the answer before sending anything more; bytes
+      // behind the request would pass unencrypted as if they came through TLS (CVE-2021-23222).
+      if (pos != data.size()) {
+        Fail("08P01", "received unencrypted data after the SSL request");
+        return data.size();
+      }
+      AnswerSslRequest();
+      return pos;
+    }
     if (!HandleStartupPacket(f.payload)) return data.size();
   }
   return pos;
+}
+
+void ClientSession::AnswerSslRequest() {
+  std::shared_ptr<TlsContext> context = pooler_->client_tls();
+  uint8_t answer = context && !stream_.tls() ? 'S' : 'N';
+  stream_.Write(std::span<const uint8_t>(&answer, 1));
+  if (answer == 'S') stream_.StartTls(std::make_unique<TlsSession>(std::move(context), TlsSession::Role::kServer));
 }
 
 bool ClientSession::HandleStartupPacket(std::span<const uint8_t> payload) {
@@ -123,7 +140,7 @@ bool ClientSession::HandleStartupPacket(std::span<const uint8_t> payload) {
     Fail(packet.status().sqlstate().c_str(), "invalid startup packet: " + packet.status().message());
     return false;
   }
-  if (packet->code == protocol::kSslRequestCode || packet->code == protocol::kGssEncRequestCode) {
+  if (packet->code == protocol::kGssEncRequestCode) {
     static const uint8_t kNo = 'N';
     stream_.Write(std::span<const uint8_t>(&kNo, 1));
     return true;
@@ -136,6 +153,11 @@ bool ClientSession::HandleStartupPacket(std::span<const uint8_t> payload) {
     return false;
   }
   const conf::Config& cfg = pooler_->config();
+  if (cfg.listen.tls.mode == conf::ClientTlsMode::kRequire && !stream_.tls()) {
+    Fail("28000", "pgtenant requires TLS (listen.tls.mode: require)",
+         "Connect with sslmode=require or stronger.");
+    return false;
+  }
   std::map<std::string, std::string> params;
   for (auto& [name, value] : packet->params) params[name] = value;
   database_ = params.count("database") ? params["database"] : params["user"];

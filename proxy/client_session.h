@@ -102,6 +102,8 @@ class ClientSession : public StreamHandler {
  private:
   size_t HandleStartup(std::span<const uint8_t> data);
   bool HandleStartupPacket(std::span<const uint8_t> payload);
+  // SSLRequest: 'S' and a TLS handshake when the listener has a certificate, else 'N'.
+  void AnswerSslRequest();
   size_t HandleAuth(std::span<const uint8_t> data);
   bool HandlePassword(std::span<const uint8_t> payload);
   void AuthSucceeded();

@@ -33,7 +33,8 @@ metrics::PoolHandle* Pool::metrics_handle() {
 void Pool::UpdateConfig(const conf::Pool& config) {
   bool backend_changed = config.host != config_.host || config.port != config_.port ||
                          config.database != config_.database || config.user != config_.user ||
-                         config.password != config_.password;
+                         config.password != config_.password || config.tls != config_.tls ||
+                         config.ca_file != config_.ca_file;
   config_ = config;
   if (backend_changed) {
     // Idle connections to the old backend go now; busy ones close when released.

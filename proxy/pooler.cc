@@ -1,5 +1,9 @@
 #include "proxy/pooler.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <sys/resource.h>
 
 #include <ctime>
@@ -127,6 +131,9 @@ void Pooler::ApplyConfig(conf::ConfigPtr config) {
 
 Status Pooler::Start() {
   started_s_ = static_cast<uint64_t>(std::time(nullptr));
+  auto tls = LoadTlsContexts(*config_);
+  if (!tls.ok()) return tls.status();
+  tls_ = std::move(*tls);
   Status ms = StartMetrics();
   if (!ms.ok()) return ms;
   metrics_->OnReload(true);  // the startup load counts as the first good one
@@ -314,6 +321,13 @@ Status Pooler::Reload() {
     }
     return Status::Error("F0000", "invalid config, nothing changed: " + first);
   }
+  // Certificates and keys are read again even when their paths did not change (renewals).
+  auto tls = LoadTlsContexts(*r.config);
+  if (!tls.ok()) {
+    LOG_ERROR("reload: %s; nothing changed", tls.status().message().c_str());
+    metrics_->OnReload(false);
+    return Status::Error("F0000", "invalid config, nothing changed: " + tls.status().message());
+  }
   if (r.config->listen.host != config_->listen.host || r.config->listen.port != config_->listen.port) {
     LOG_WARNING("reload: listen.host/port changed; that needs a restart and is ignored until then");
   }
@@ -323,6 +337,7 @@ Status Pooler::Reload() {
   }
   std::optional<std::string> old_default = config_->tenancy.default_pool;
   ApplyConfig(r.config);
+  tls_ = std::move(*tls);
   if (old_default != config_->tenancy.default_pool) metrics_->SetDefaultPool(config_->tenancy.default_pool);
   config_text_ = ReadFileText(config_->source_path);
   metrics_->OnReload(true);
@@ -332,6 +347,20 @@ Status Pooler::Reload() {
 }
 
 void Pooler::OnJanitor(uv_timer_t* timer) { static_cast<Pooler*>(timer->data)->Maintain(); }
+
+void Pooler::TrimMemoryAfterBurst() {
+  // glibc keeps freed heap pages for reuse, so after a burst of connections has gone (a login
+  // storm, a flood of half-open connections) the RSS would stay at its peak. Give them back
+  // once many clients have left; malloc_trim costs about a millisecond per few MB of heap.
+  constexpr size_t kClientsGoneBeforeTrim = 256;
+  size_t now_clients = clients_.size();
+  clients_peak_since_trim_ = std::max(clients_peak_since_trim_, now_clients);
+  if (clients_peak_since_trim_ < now_clients + kClientsGoneBeforeTrim) return;
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+  clients_peak_since_trim_ = now_clients;
+}
 
 void Pooler::Maintain() {
   uint64_t now = NowMs();
@@ -369,6 +398,7 @@ void Pooler::Maintain() {
       c->Terminate("25P03", "terminating connection due to idle-in-transaction timeout (timeouts.idle_transaction)");
     }
   }
+  TrimMemoryAfterBurst();
   if (shutting_down_ && t.shutdown > 0 && now - shutdown_started_ms_ > static_cast<uint64_t>(t.shutdown)) {
     std::vector<ClientSession*> all(clients_.begin(), clients_.end());
     for (ClientSession* c : all) c->Terminate("57P01", "terminating connection: pgtenant shutdown timeout");

@@ -20,8 +20,9 @@
 #include "protocol/status.h"
 #include "metrics/metrics.h"
 #include "proxy/pool.h"
-#include "proxy/usage.h"
 #include "proxy/prepared_statements.h"
+#include "proxy/tls.h"
+#include "proxy/usage.h"
 #include "routing/routing_table.h"
 #include "routing/tenant_source.h"
 
@@ -48,6 +49,14 @@ class Pooler {
   const conf::Config& config() const { return *config_; }
   const conf::ConfigPtr& config_ptr() const { return config_; }
   const routing::RoutingTable& routes() const { return *routes_; }
+
+  // The listener's TLS context (null: TLS is off) and a pool's backend context (null: plain).
+  // Both are loaded again on every reload, so renewed certificates apply to new connections.
+  const std::shared_ptr<TlsContext>& client_tls() const { return tls_.clients; }
+  std::shared_ptr<TlsContext> BackendTls(const std::string& pool) const {
+    auto it = tls_.pools.find(pool);
+    return it == tls_.pools.end() ? nullptr : it->second;
+  }
 
   Pool* FindPool(const std::string& name);
   const std::map<std::string, std::unique_ptr<Pool>>& pools() const { return pools_; }
@@ -97,6 +106,7 @@ class Pooler {
   static void OnSignal(uv_signal_t* handle, int signum);
   static void OnJanitor(uv_timer_t* timer);
   void Maintain();
+  void TrimMemoryAfterBurst();
   void ApplyConfig(conf::ConfigPtr config);
   void FinishShutdownIfIdle();
   void UpdateGauges();
@@ -109,6 +119,7 @@ class Pooler {
   conf::ConfigPtr config_;
   std::shared_ptr<const routing::RoutingTable> routes_;
   std::unordered_map<std::string, protocol::ScramVerifier> verifiers_;
+  TlsContexts tls_;
   protocol::ScramVerifier dummy_verifier_;
   std::map<std::string, std::unique_ptr<Pool>> pools_;
   std::map<std::string, std::unique_ptr<Pool>> retired_pools_;
@@ -124,6 +135,7 @@ class Pooler {
   uint64_t shutdown_started_ms_ = 0;
   int sigint_count_ = 0;
   uint64_t pinned_clients_total_ = 0;
+  size_t clients_peak_since_trim_ = 0;
   std::unique_ptr<metrics::Metrics> metrics_;
   std::unordered_map<std::string, TenantUsage> usage_;  // key: pool '\0' tenant
   std::unordered_map<std::string, PoolUsage> pool_usage_;

@@ -116,6 +116,7 @@ bool Pooler::AdminQuery(std::string_view sql, std::string* out) {
         }
         if (const std::string* app = c->application_name()) r.application_name = *app;
         r.pinned = c->pinned();
+        if (const TlsSession* tls = c->stream().tls()) r.tls = tls->Describe();
         rows.push_back(std::move(r));
       }
       RenderClients(out, rows);
@@ -136,6 +137,7 @@ bool Pooler::AdminQuery(std::string_view sql, std::string* out) {
           r.request_time = UnixSeconds(s->last_used_ms());
           r.remote_pid = s->backend_pid();
           r.tenant = s->settings().tenant.value_or("");
+          if (const TlsSession* tls = s->stream().tls()) r.tls = tls->Describe();
           rows.push_back(std::move(r));
         }
       }

@@ -107,8 +107,46 @@ void ServerSession::ConnectCb(uv_connect_t* req, int status) {
   }
   uv_tcp_nodelay(self->stream_.tcp(), 1);
   self->state_ = State::kLogin;
-  self->SendStartup();
+  if (self->pool_->config().tls != conf::ServerTlsMode::kDisable) {
+    std::string out;
+    protocol::AppendSslRequest(&out);
+    self->stream_.Write(out);
+    self->awaiting_ssl_answer_ = true;
+  } else {
+    self->SendStartup();
+  }
   self->stream_.StartReading();
+}
+
+size_t ServerSession::HandleSslAnswer(std::span<const uint8_t> data) {
+  const conf::Pool& cfg = pool_->config();
+  awaiting_ssl_answer_ = false;
+  if (data[0] == 'S') {
+    // Anything behind the 'S' arrived unencrypted and must not pass as the backend's (CVE-2021-23214).
+    if (data.size() > 1) {
+      LoginFailed("the backend sent unencrypted data after agreeing to TLS");
+      return data.size();
+    }
+    std::shared_ptr<TlsContext> context = pool_->pooler()->BackendTls(pool_->name());
+    if (!context) {
+      LoginFailed("no TLS context for the pool (config reloaded meanwhile)");
+      return data.size();
+    }
+    stream_.StartTls(std::make_unique<TlsSession>(std::move(context), TlsSession::Role::kClient, cfg.host));
+    if (state_ == State::kClosing) return data.size();
+    SendStartup();  // sent once the handshake completes
+    return 1;
+  }
+  if (data[0] == 'N' && cfg.tls == conf::ServerTlsMode::kPrefer) {
+    SendStartup();
+    return 1;
+  }
+  if (data[0] == 'N') {
+    LoginFailed("the backend does not accept TLS connections (pool tls mode requires TLS)");
+  } else {
+    LoginFailed("the backend answered the SSL request with an unexpected message");
+  }
+  return data.size();
 }
 
 void ServerSession::SendStartup() {
@@ -127,7 +165,7 @@ void ServerSession::LoginFailed(const std::string& reason) {
 
 size_t ServerSession::OnStreamData(std::span<const uint8_t> data) {
   switch (state_) {
-    case State::kLogin: return HandleLogin(data);
+    case State::kLogin: return awaiting_ssl_answer_ ? HandleSslAnswer(data) : HandleLogin(data);
     case State::kActive: return HandleActive(data);
     case State::kResetting: return HandleResetting(data);
     case State::kIdle: return HandleIdle(data);
@@ -505,6 +543,10 @@ void ServerSession::OnStreamEnd(int status) {
   bool was_login = state_ == State::kLogin || state_ == State::kConnecting;
   Unlink();
   if (was_login) {
+    if (status == UV_EPROTO && stream_.tls() && !stream_.tls()->error().empty()) {
+      LoginFailed("TLS handshake with the backend failed: " + stream_.tls()->error());
+      return;
+    }
     LoginFailed(status == UV_EOF ? "the backend closed the connection during login" : uv_strerror(status));
     return;
   }

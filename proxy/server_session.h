@@ -52,6 +52,7 @@ class ServerSession : public StreamHandler {
   uint64_t created_ms() const { return created_ms_; }
   uint64_t last_used_ms() const { return last_used_ms_; }
   int32_t backend_pid() const { return backend_pid_; }
+  Stream& stream() { return stream_; }
   // A cancel for this connection's backend is on its way; see cancel.h.
   std::shared_ptr<CancelGate> cancel_gate();
   // Every cancel sent for this backend was delivered: a parked connection may serve again.
@@ -143,6 +144,8 @@ class ServerSession : public StreamHandler {
   void StartConnect(const sockaddr* addr);
   void SendStartup();
   size_t HandleLogin(std::span<const uint8_t> data);
+  // The backend's one-byte answer to pgtenant's SSLRequest.
+  size_t HandleSslAnswer(std::span<const uint8_t> data);
   bool HandleAuthRequest(std::span<const uint8_t> payload);
   size_t HandleActive(std::span<const uint8_t> data);
   size_t HandleResetting(std::span<const uint8_t> data);
@@ -156,6 +159,7 @@ class ServerSession : public StreamHandler {
   Pool* pool_;
   uint64_t id_;
   State state_ = State::kResolving;
+  bool awaiting_ssl_answer_ = false;   // Login: pgtenant's SSLRequest is unanswered
   Stream stream_;
   ClientSession* client_ = nullptr;
   uint64_t last_client_id_ = 0;

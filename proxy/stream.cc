@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 #include "proxy/log.h"
 
 namespace pgtenant::proxy {
@@ -11,6 +13,8 @@ namespace {
 // handler does not consume is copied out before the next read.
 constexpr size_t kReadScratchSize = 256 * 1024;
 alignas(64) char g_read_scratch[kReadScratchSize];
+// Decrypted bytes of a TLS read, offered to the handler like g_read_scratch's.
+alignas(64) uint8_t g_plain_scratch[kReadScratchSize];
 
 }  // namespace
 
@@ -39,7 +43,12 @@ void Stream::ReadCb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* self = static_cast<Stream*>(s->data);
   if (self->closing_) return;
   if (nread > 0) {
-    self->Offer(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf->base), nread));
+    std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(buf->base), nread);
+    if (self->tls_) {
+      self->OfferCiphertext(bytes);
+    } else {
+      self->Offer(bytes);
+    }
   } else if (nread < 0) {
     self->StopReading();
     self->handler_->OnStreamEnd(static_cast<int>(nread));
@@ -77,6 +86,15 @@ void Stream::Replay() {
 }
 
 void Stream::Write(std::span<const uint8_t> bytes) {
+  if (closing_ || write_failed_ || bytes.empty()) return;
+  if (tls_) {
+    WriteTls(bytes);
+  } else {
+    WritePlain(bytes);
+  }
+}
+
+void Stream::WritePlain(std::span<const uint8_t> bytes) {
   if (closing_ || write_failed_ || bytes.empty()) return;
   if (!wq_ || wq_->inflight.empty()) {
     uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(bytes.data())),
@@ -151,6 +169,81 @@ void Stream::CloseCb(uv_handle_t* h) {
   auto* self = static_cast<Stream*>(h->data);
   // Pending write callbacks have run (with UV_ECANCELED) before the close callback.
   self->handler_->OnStreamClosed();
+}
+
+// ---------------------------------------------------------------- TLS
+
+void Stream::StartTls(std::unique_ptr<TlsSession> tls) {
+  tls_ = std::move(tls);
+  if (!tls_->Handshake()) {
+    FailTls();
+    return;
+  }
+  FlushTls();  // the client role's hello
+}
+
+void Stream::OfferCiphertext(std::span<const uint8_t> ciphertext) {
+  tls_->Feed(ciphertext);
+  bool was_done = tls_->handshake_done();
+  for (;;) {
+    int n = tls_->Read(g_plain_scratch, sizeof g_plain_scratch);
+    FlushTls();  // handshake messages, alerts, session tickets
+    if (closing_) return;
+    if (!was_done && tls_->handshake_done()) {
+      was_done = true;
+      if (!tls_early_.empty()) {
+        std::string early;
+        early.swap(tls_early_);
+        WriteTls(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(early.data()), early.size()));
+      }
+    }
+    if (n > 0) {
+      // The handler may stop reading (back-pressure) while records are still buffered: what
+      // it does not consume is kept, exactly as with a plain read.
+      Offer(std::span<const uint8_t>(g_plain_scratch, static_cast<size_t>(n)));
+      if (closing_) return;
+      continue;
+    }
+    if (n == TlsSession::kWantMore) return;
+    StopReading();
+    if (n == TlsSession::kClosed) {
+      handler_->OnStreamEnd(UV_EOF);
+    } else {
+      FailTls();
+    }
+    return;
+  }
+}
+
+void Stream::FailTls() {
+  StopReading();
+  write_failed_ = true;
+  handler_->OnStreamEnd(UV_EPROTO);
+}
+
+void Stream::WriteTls(std::span<const uint8_t> bytes) {
+  if (!tls_->handshake_done()) {
+    tls_early_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    return;
+  }
+  // Encrypt in slices so the ciphertext buffer stays small on a large result.
+  constexpr size_t kSlice = 64 * 1024;
+  while (!bytes.empty() && !write_failed_ && !closing_) {
+    std::span<const uint8_t> slice = bytes.first(std::min(bytes.size(), kSlice));
+    if (!tls_->Write(slice)) {
+      write_failed_ = true;  // the read side reports the end
+      return;
+    }
+    FlushTls();
+    bytes = bytes.subspan(slice.size());
+  }
+}
+
+void Stream::FlushTls() {
+  std::span<const uint8_t> out = tls_->PendingOutput();
+  if (out.empty()) return;
+  WritePlain(out);
+  tls_->ConsumeOutput();
 }
 
 std::string Stream::PeerName() {

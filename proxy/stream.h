@@ -19,6 +19,8 @@
 #include <span>
 #include <string>
 
+#include "proxy/tls.h"
+
 namespace pgtenant::proxy {
 
 class StreamHandler {
@@ -74,12 +76,25 @@ class Stream {
   // Peer address as "ip:port" (for logs); empty if unknown.
   std::string PeerName();
 
+  // From now on the bytes on the wire are TLS records: reads are decrypted before the handler
+  // sees them and writes are encrypted. Writes made before the handshake completes wait for it.
+  // A failed handshake or a broken record ends the stream with UV_EPROTO (tls()->error() says
+  // why). REQUIRES: nothing received is still unconsumed (bytes sent ahead of the handshake
+  // would otherwise pass as if they had been encrypted).
+  void StartTls(std::unique_ptr<TlsSession> tls);
+  const TlsSession* tls() const { return tls_.get(); }
+
  private:
   static void AllocCb(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void ReadCb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void WriteCb(uv_write_t* req, int status);
   static void CloseCb(uv_handle_t* h);
   void Offer(std::span<const uint8_t> fresh);
+  void OfferCiphertext(std::span<const uint8_t> ciphertext);
+  void FailTls();
+  void WritePlain(std::span<const uint8_t> bytes);
+  void WriteTls(std::span<const uint8_t> bytes);
+  void FlushTls();
   void StartWrite();
 
   uv_tcp_t tcp_;
@@ -93,6 +108,8 @@ class Stream {
     uv_write_t req;
   };
   std::unique_ptr<WriteQueue> wq_;
+  std::unique_ptr<TlsSession> tls_;
+  std::string tls_early_;  // plaintext written before the handshake completed
   bool reading_ = false;
   bool closing_ = false;
   bool close_after_write_ = false;

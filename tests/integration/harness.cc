@@ -154,6 +154,7 @@ const PgFixture& PgFixture::Get() {
     f.run_as = kv["PGT_PG_RUNAS"];
     f.superuser = kv["PGT_PG_SUPERUSER"];
     f.superpass = kv["PGT_PG_SUPERPASS"];
+    f.ca_file = kv["PGT_PG_CA"];
     if (f.port <= 0 || f.data_dir.empty() || f.bin_dir.empty()) {
       fprintf(stderr, "%s does not describe a running fixture (no port/data/bin)\n", env_path);
       exit(2);
@@ -354,6 +355,17 @@ void ProxyProcess::Signal(int sig) {
 std::string ProxyProcess::Log() const { return ReadFile(log_path_); }
 
 // ---- IntegrationTest ----
+
+void MakeTestCerts(const std::string& dir) {
+  CommandResult r = RunCommand(
+      {"/bin/bash", std::string(PGTENANT_INTEGRATION_DIR) + "/make_test_certs.sh", dir}, std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << "make_test_certs.sh failed: " << r.output;
+}
+
+std::string ListenTlsYaml(const std::string& mode, const std::string& dir) {
+  return "  tls:\n    mode: " + mode + "\n    cert_file: " + dir + "/server.crt\n    key_file: " + dir +
+         "/server.key\n";
+}
 
 void IntegrationTest::TearDown() {
   if (proxy_ && !proxy_->Stop()) {

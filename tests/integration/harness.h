@@ -36,6 +36,7 @@ struct PgFixture {
   std::string run_as;  // OS user that owns the cluster; pg_ctl runs as it
   std::string superuser;
   std::string superpass;
+  std::string ca_file;  // the CA that signed the server's TLS certificate (ssl = on)
 
   // Parses $PGTENANT_FIXTURE_ENV once. Exits the process with a message when it is unset or
   // unreadable, since no integration test can run without it.
@@ -74,6 +75,13 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                          const std::string& run_as = "");
 
+// A throwaway certificate authority and a server certificate it signed, valid for localhost and
+// 127.0.0.1: DIR/ca.crt, DIR/server.crt, DIR/server.key (make_test_certs.sh). Fails the test
+// when openssl fails.
+void MakeTestCerts(const std::string& dir);
+// The `listen.tls` block of a config that serves DIR's certificate in `mode`.
+std::string ListenTlsYaml(const std::string& mode, const std::string& dir);
+
 // Knobs of the standard test config; the defaults are those of DefaultProxyConfig.
 struct ProxyConfigOptions {
   int shared_size = 5;
@@ -82,6 +90,10 @@ struct ProxyConfigOptions {
   // Written into the `timeouts` block as given.
   std::map<std::string, std::string> timeouts = {{"query_wait", "10s"},
                                                  {"server_connect", "3s"}};
+  // Appended to the `listen` block, e.g. "  tls:\n    mode: require\n ...".
+  std::string listen_extra;
+  // Appended to pool `shared`'s block, e.g. "    tls: require\n".
+  std::string shared_pool_extra;
   // Appended at the end; must only add top-level keys the standard config does not have.
   std::string extra_yaml;
 };

@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <thread>
@@ -109,12 +111,57 @@ Reply ReadReply(int fd, milliseconds timeout) {
   return reply;
 }
 
+Bytes SslRequest() {
+  Bytes packet;
+  PutInt32(&packet, 8);
+  PutInt32(&packet, 80877103);
+  return packet;
+}
+
+// Reads exactly `n` bytes within `timeout`; fewer when the peer closes or time runs out.
+std::string ReadSome(int fd, size_t n, milliseconds timeout) {
+  std::string in;
+  auto deadline = Clock::now() + timeout;
+  while (in.size() < n) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) break;
+    pollfd pfd{fd, POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[4096];
+    ssize_t got = recv(fd, buf, std::min(sizeof(buf), n - in.size()), 0);
+    if (got <= 0) break;
+    in.append(buf, static_cast<size_t>(got));
+  }
+  return in;
+}
+
+// The proxy's resident memory in KiB (VmRSS), or -1.
+long RssKiB(pid_t pid) {
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long kib = -1;
+  while (fgets(line, sizeof line, f) != nullptr) {
+    if (strncmp(line, "VmRSS:", 6) == 0) kib = atol(line + 6);
+  }
+  fclose(f);
+  return kib;
+}
+
 class HostileInputTest : public IntegrationTest {
  protected:
   void SetUp() override {
     ProxyConfigOptions options;
     // Input that stalls a login is cut off soon, so the bounded reads below see the end.
     options.timeouts["client_login"] = "3s";
+    if (!DirectMode()) {
+      // TLS is offered (prefer), so half-finished TLS handshakes are part of the hostile input.
+      char tmpl[] = "/tmp/pgtenant-hostile.XXXXXX";
+      ASSERT_NE(mkdtemp(tmpl), nullptr);
+      cert_dir_ = tmpl;
+      ASSERT_NO_FATAL_FAILURE(MakeTestCerts(cert_dir_));
+      options.listen_extra = ListenTlsYaml("prefer", cert_dir_);
+    }
     PGT_START_TARGET(options, /*direct_ok=*/true);
     bystander_ = Connect(ClientConnInfo("options='-c app.tenant_id=t001'"));
     ASSERT_TRUE(bystander_) << LastConnectError() << ProxyLog();
@@ -151,7 +198,13 @@ class HostileInputTest : public IntegrationTest {
     EXPECT_EQ(QueryValue(fresh.get(), "select 1"), "1");
   }
 
+  void TearDown() override {
+    IntegrationTest::TearDown();
+    if (!cert_dir_.empty()) std::filesystem::remove_all(cert_dir_);
+  }
+
   PGconnPtr bystander_;
+  std::string cert_dir_;
 };
 
 TEST_F(HostileInputTest, RandomGarbage) {
@@ -245,6 +298,146 @@ TEST_F(HostileInputTest, TypedMessageLengthBelowFour) {
   PutInt32(&msg, 2);
   SendBytes(PQsocket(c.get()), msg);
   ExpectRejection(ReadReply(PQsocket(c.get()), milliseconds(6000)), {"08P01"});
+  ExpectOthersUnharmed();
+}
+
+TEST_F(HostileInputTest, DataBehindTheSslRequestIsRefused) {
+  if (DirectMode()) GTEST_SKIP() << "Postgres answers 'N' first when its ssl is off";
+  // A man in the middle could append plaintext to the request and have it read as if it came
+  // through TLS (CVE-2021-23222); the request must stand alone.
+  Bytes bytes = SslRequest();
+  Bytes startup = StartupPacket();
+  bytes.insert(bytes.end(), startup.begin(), startup.end());
+  ExpectRejected(bytes);
+  ExpectOthersUnharmed();
+}
+
+TEST_F(HostileInputTest, GarbageInsteadOfATlsHandshake) {
+  if (DirectMode()) GTEST_SKIP() << "needs pgtenant with TLS";
+  int fd = ConnectTcp(TargetPort());
+  ASSERT_GE(fd, 0);
+  SendBytes(fd, SslRequest());
+  ASSERT_EQ(ReadSome(fd, 1, milliseconds(5000)), "S");
+  std::mt19937 rng(7);
+  Bytes garbage(4096);
+  for (auto& b : garbage) b = static_cast<uint8_t>(rng());
+  SendBytes(fd, garbage);
+  Reply reply = ReadReply(fd, milliseconds(6000));
+  close(fd);
+  EXPECT_TRUE(reply.closed) << "the connection stayed open after a broken handshake";
+  ExpectOthersUnharmed();
+}
+
+TEST_F(HostileInputTest, AbruptClosesMidHandshake) {
+  if (DirectMode()) GTEST_SKIP() << "needs pgtenant with TLS";
+  for (int round = 0; round < 20; ++round) {
+    // During SCRAM: the startup was sent and the server asked for SASL.
+    int fd = ConnectTcp(TargetPort());
+    ASSERT_GE(fd, 0);
+    SendBytes(fd, StartupPacket());
+    std::string auth = ReadSome(fd, 1, milliseconds(5000));
+    EXPECT_EQ(auth, "R");
+    close(fd);
+    // During the TLS handshake: the request was accepted and only part of a hello came.
+    fd = ConnectTcp(TargetPort());
+    ASSERT_GE(fd, 0);
+    SendBytes(fd, SslRequest());
+    EXPECT_EQ(ReadSome(fd, 1, milliseconds(5000)), "S");
+    SendBytes(fd, Bytes{0x16, 0x03, 0x01, 0x02, 0x00, 0x01});
+    close(fd);
+  }
+  ExpectOthersUnharmed();
+}
+
+// 1,000 connections that never finish logging in (silent, a partial startup packet, stalled in
+// SCRAM, stalled in the TLS handshake) while a logged-in client keeps querying and new clients
+// log in. Every one is cut off by client_login, and the proxy's memory comes back down.
+TEST_F(HostileInputTest, ThousandHalfOpenConnections) {
+  if (DirectMode()) GTEST_SKIP() << "needs pgtenant (client_login, RSS)";
+  constexpr int kHalfOpen = 1000;
+  constexpr auto kAnswerBound = milliseconds(1000);
+  PGconnPtr admin = Connect("host=127.0.0.1 port=" + std::to_string(TargetPort()) +
+                            " dbname=pgtenant user=admin password=admin_pw sslmode=disable");
+  ASSERT_TRUE(admin) << LastConnectError();
+  auto client_count = [&] {
+    PGresultPtr r = Exec(admin.get(), "SHOW CLIENTS");
+    return PQresultStatus(r.get()) == PGRES_TUPLES_OK ? PQntuples(r.get()) : -1;
+  };
+  const int clients_before = client_count();
+
+  Bytes partial = StartupPacket();
+  partial.resize(6);
+  auto open_round = [&](std::vector<int>* fds) {
+    for (int i = 0; i < kHalfOpen; ++i) {
+      int fd = ConnectTcp(TargetPort());
+      ASSERT_GE(fd, 0) << "connection " << i << ": " << strerror(errno);
+      switch (i % 4) {
+        case 0: break;  // silent
+        case 1: SendBytes(fd, partial); break;
+        case 2: SendBytes(fd, StartupPacket()); break;  // then never answers SCRAM
+        case 3: SendBytes(fd, SslRequest()); break;     // then never sends a hello
+      }
+      fds->push_back(fd);
+      if (i % 100 == 99) {
+        // The logged-in client is answered promptly all the while.
+        auto start = Clock::now();
+        EXPECT_EQ(QueryValue(bystander_.get(), "select count(*) from items"), "3");
+        EXPECT_LT(Clock::now() - start, kAnswerBound) << "after " << i + 1 << " half-open connections";
+      }
+    }
+  };
+  // Waits until pgtenant has closed every one of them (client_login is 3 s).
+  auto expect_all_closed = [&](std::vector<int>* fds) {
+    auto deadline = Clock::now() + milliseconds(15000);
+    int closed = 0;
+    for (int fd : *fds) {
+      for (;;) {
+        auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+        pollfd pfd{fd, POLLIN, 0};
+        if (left.count() <= 0 || poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
+        char buf[4096];
+        if (recv(fd, buf, sizeof buf, 0) <= 0) {
+          ++closed;
+          break;
+        }
+      }
+      close(fd);
+    }
+    fds->clear();
+    EXPECT_EQ(closed, kHalfOpen) << "connections left open past client_login";
+  };
+
+  // The RSS once the janitor (every 100 ms) has given freed pages back.
+  auto settled_rss = [&] {
+    std::this_thread::sleep_for(milliseconds(500));
+    return RssKiB(proxy_->pid());
+  };
+  // The first round warms the allocator up; the baseline is taken after it.
+  std::vector<int> fds;
+  ASSERT_NO_FATAL_FAILURE(open_round(&fds));
+  expect_all_closed(&fds);
+  const long baseline_kib = settled_rss();
+  ASSERT_GT(baseline_kib, 0);
+
+  ASSERT_NO_FATAL_FAILURE(open_round(&fds));
+  const long loaded_kib = RssKiB(proxy_->pid());
+  // A new client logs in (SCRAM) and is served while all of them are open.
+  auto start = Clock::now();
+  PGconnPtr fresh = Connect(ClientConnInfo("options='-c app.tenant_id=t002'"));
+  ASSERT_TRUE(fresh) << LastConnectError() << ProxyLog();
+  EXPECT_EQ(QueryValue(fresh.get(), "select 1"), "1");
+  EXPECT_LT(Clock::now() - start, kAnswerBound) << "login with 1,000 half-open connections";
+  fresh.reset();
+  EXPECT_GE(client_count(), clients_before + kHalfOpen);
+  expect_all_closed(&fds);
+
+  // Gone from the client list, and from memory.
+  for (int i = 0; i < 50 && client_count() != clients_before; ++i) std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(client_count(), clients_before);
+  const long after_kib = settled_rss();
+  std::printf("[ RSS      ] baseline %ld KiB, with 1,000 half-open %ld KiB, after %ld KiB\n", baseline_kib,
+              loaded_kib, after_kib);
+  EXPECT_LE(after_kib, baseline_kib + 512) << "memory did not return to its baseline";
   ExpectOthersUnharmed();
 }
 

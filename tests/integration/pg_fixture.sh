@@ -12,8 +12,12 @@
 # Schema: every tests/integration/sql/NAME.sql is loaded into the database NAME, after the role
 # app_rls and the databases app and acme exist.
 #
+# TLS: the server has ssl = on with a certificate from a CA made here (make_test_certs.sh), for
+# the backend TLS tests; plain connections are accepted too. PGT_PG_CA names that CA.
+#
 # pg.env holds KEY=VALUE lines (no quoting) read by tests/integration/harness.cc:
 #   PGT_PG_PORT PGT_PG_DATA PGT_PG_BIN PGT_PG_LOG PGT_PG_RUNAS PGT_PG_SUPERUSER PGT_PG_SUPERPASS
+#   PGT_PG_CA
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -80,6 +84,9 @@ full_page_writes = off
 unix_socket_directories = '$DATA'
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_messages = warning
+ssl = on
+ssl_cert_file = '$DATA/tls/server.crt'
+ssl_key_file = '$DATA/tls/server.key'
 EOF
   [[ "$RUN_AS" == "$(id -un)" ]] || chown "$RUN_AS:" "$DATA/pgtenant_fixture.conf"
 }
@@ -95,6 +102,10 @@ init_cluster() {
     --auth-host=scram-sha-256 --auth-local=trust -E UTF8 --locale=C.UTF-8 >"$DATA.initdb.log" 2>&1 ||
     { cat "$DATA.initdb.log" >&2; rm -f "$pwfile"; die "initdb failed"; }
   rm -f "$pwfile" "$DATA.initdb.log"
+  # Postgres insists that its key is readable by its own user only.
+  bash "$SCRIPT_DIR/make_test_certs.sh" "$DATA/tls" || die "cannot make the TLS certificates (is openssl installed?)"
+  [[ "$RUN_AS" == "$(id -un)" ]] || chown -R "$RUN_AS:" "$DATA/tls"
+  chmod 755 "$DATA/tls"
 }
 
 # A free port can be taken between picking and binding, so try a few.
@@ -138,6 +149,7 @@ PGT_PG_LOG=$DATA/postgres.log
 PGT_PG_RUNAS=$RUN_AS
 PGT_PG_SUPERUSER=$SUPERUSER
 PGT_PG_SUPERPASS=$SUPERPASS
+PGT_PG_CA=$DATA/tls/ca.crt
 EOF
   mv "$STATE_DIR/pg.env.tmp" "$STATE_DIR/pg.env"
 }

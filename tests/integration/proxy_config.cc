@@ -18,7 +18,7 @@ std::string Trim(const std::string& s) {
 std::string ProxyConfig(int listen_port, const PgFixture& pg, const ProxyConfigOptions& o) {
   std::ostringstream y;
   const std::string pg_port = std::to_string(pg.port);
-  y << "listen:\n  host: 127.0.0.1\n  port: " << listen_port << "\n"
+  y << "listen:\n  host: 127.0.0.1\n  port: " << listen_port << "\n" << o.listen_extra
     << "metrics:\n  port: 0\n"
     << "admin:\n  database: pgtenant\n  users: [admin]\n"
     << "auth:\n  type: scram-sha-256\n  users:\n"
@@ -30,7 +30,7 @@ std::string ProxyConfig(int listen_port, const PgFixture& pg, const ProxyConfigO
     << "pools:\n"
     << "  shared:\n    host: 127.0.0.1\n    port: " << pg_port << "\n    database: app\n"
     << "    user: app_rls\n    password: \"app_rls_pw\"\n    mode: " << o.shared_mode << "\n"
-    << "    size: " << o.shared_size << "\n"
+    << "    size: " << o.shared_size << "\n" << o.shared_pool_extra
     << "  acme:\n    host: 127.0.0.1\n    port: " << pg_port << "\n    database: acme\n"
     << "    user: app_rls\n    password: \"app_rls_pw\"\n    mode: transaction\n"
     << "    size: " << o.acme_size << "\n"

@@ -287,6 +287,11 @@ void AppendParse(std::string* out, std::string_view statement, std::string_view 
   w.Finish();
 }
 
+void AppendClose(std::string* out, char kind, std::string_view name) {
+  MessageWriter w(out);
+  w.Begin('C').PutByte(static_cast<uint8_t>(kind)).PutCString(name).Finish();
+}
+
 void AppendBindUnnamed(std::string* out) {
   MessageWriter w(out);
   // portal "", statement "", no parameter formats, no parameters, no result formats

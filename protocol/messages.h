@@ -130,5 +130,7 @@ void AppendParse(std::string* out, std::string_view statement, std::string_view 
                  const std::vector<int32_t>& param_types);
 void AppendBindUnnamed(std::string* out);
 void AppendExecuteUnnamed(std::string* out);
+// Close of a statement ('S') or portal ('P'); closing one that does not exist is no error.
+void AppendClose(std::string* out, char kind, std::string_view name);
 
 }  // namespace pgtenant::protocol

@@ -46,8 +46,10 @@ void ResponseTracker::Sent(char t, Origin origin, uint64_t tag) {
 
 void ResponseTracker::Synthetic(char response_type) {
   if (skipping_) return;  // Postgres would not have answered it either
+  // Not counted in unsynced_: the message never reached the server, so it leaves the server
+  // outside any batch. Counting it made a Close or Parse that pgtenant answered turn the
+  // client's next tenant SET in the same batch into a statement the server ran.
   slots_.push_back({response_type, Origin::kSynthetic, 0});
-  ++unsynced_;
 }
 
 void ResponseTracker::Pop() {

@@ -43,7 +43,8 @@ class ResponseTracker {
   bool empty() const { return slots_.empty(); }
   // Query, FunctionCall and Sync messages of the client not yet answered by ReadyForQuery.
   int client_sync_points() const { return client_sync_points_; }
-  // Extended-protocol messages of the client sent since its last Sync (or Query).
+  // Extended-protocol messages of the client sent to the server since its last Sync (or
+  // Query). Messages pgtenant answered itself (Synthetic) do not count.
   bool extended_open() const { return unsynced_ > 0; }
   void Clear();
   // The pending slots, for debugging: kind and origin letter (c, p, s) each.

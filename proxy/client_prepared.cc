@@ -12,14 +12,6 @@ namespace pgtenant::proxy {
 
 namespace fe = protocol::fe;
 
-namespace {
-
-void AppendCloseStatement(std::string* out, std::string_view name) {
-  protocol::MessageWriter(out).Begin('C').PutByte('S').PutCString(name).Finish();
-}
-
-}  // namespace
-
 void ClientSession::OnStatementParsed(uint64_t id) {
   if (!statements_) return;
   for (auto& [name, stmt] : *statements_) {
@@ -59,7 +51,7 @@ void ClientSession::MakeRoomOnServer(std::string* own) {
     auto victim = std::min_element(cache.begin(), cache.end(),
                                    [](const auto& a, const auto& b) { return a.second < b.second; });
     if (victim == cache.end() || victim->second >= tick) break;
-    AppendCloseStatement(own, "pgt_" + std::to_string(victim->first));
+    protocol::AppendClose(own, 'S', "pgt_" + std::to_string(victim->first));
     server_->NoteOwn('C');
     cache.erase(victim);
   }

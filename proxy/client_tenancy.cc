@@ -47,6 +47,8 @@ bool IsLocalChange(StatementKind k) {
 // refusal, and a SET LOCAL / set_config(..., true) whose bound value is checked at each Bind.
 constexpr int kRefusedStatement = -1;
 constexpr int kCheckedLocalStatement = -2;
+// The server-side name under which a tenant statement pgtenant cannot answer itself runs.
+constexpr const char* kServerRunStatement = "pgtenant_client_set";
 
 bool SetSourceAllowed(const conf::Config& cfg) {
   return std::find(cfg.tenancy.sources.begin(), cfg.tenancy.sources.end(), conf::TenantSource::kSet) !=
@@ -370,19 +372,10 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
     stream_.Write(out);
     return Verdict::kAnswered;
   }
-  if (st.value_is_param ? false : std::optional<std::string>(st.value) == tenant_ &&
-                                        st.kind != StatementKind::kResetTenant) {
-    local_->statements.erase(name);
-    return Verdict::kForward;  // no change: harmless on the server
-  }
-  // Inside a transaction (or behind other work) a session-level change is refused, as the
-  // simple-protocol one is: the server prepares a statement that raises 25001, and Binds of it
-  // are rewritten to carry no parameters.
-  Status error = Status::ActiveTransaction("cannot change " + var +
-                                           " inside a transaction block; COMMIT or ROLLBACK first");
-  local_->statements[name].kind = kRefusedStatement;
-  protocol::AppendParse(replacement, name, RefusalSql(error), {});
-  return Verdict::kReplaced;
+  // Behind work the server has not answered yet: the ParseComplete goes out in its turn. The
+  // statement stays pgtenant's either way; its Binds decide (InspectLocalReference).
+  server_->AnswerForServer('1');
+  return Verdict::kAnswered;
 }
 
 ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Frame& f, bool server_clean,
@@ -420,13 +413,55 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       return Verdict::kReplaced;
     }
     if (!server_clean) {
-      // The server must know the statement before this Bind: prepare it there first, and
-      // drop the ParseComplete the client does not expect.
-      protocol::AppendParse(replacement, it->first, it->second.query, it->second.param_types);
-      server_->NoteOwn(fe::kParse);
-      replacement->append(reinterpret_cast<const char*>(f.payload.data()) - 5, f.total_size);
+      // Behind work of the client's that the server has not answered yet: pgtenant cannot
+      // answer in its turn, so the server runs the statement, under a name of pgtenant's (the
+      // client's name stays pgtenant's, so that later Binds of it are still seen; closed
+      // first so that it can be prepared again). Outside a transaction block, to a tenant of
+      // the pool in use, the change is the client's from now on, as on Postgres; inside a
+      // block, or towards another pool, it is refused as the simple protocol refuses it.
+      std::optional<std::string> target;
+      int n = it->second.param_index;
+      if (static_cast<StatementKind>(it->second.kind) == StatementKind::kResetTenant) {
+        target = startup_tenant_;
+      } else if (n > 0) {
+        if (n <= static_cast<int>(bind.params.size()) && bind.params[n - 1]) target = std::string(*bind.params[n - 1]);
+      } else {
+        target = it->second.value;
+      }
+      Status refusal;
+      if (target != tenant_) {
+        const conf::Config& cfg = pooler_->config();
+        const std::string* pool = target ? pooler_->routes().PoolFor(*target)
+                                         : (cfg.tenancy.default_pool ? &*cfg.tenancy.default_pool : nullptr);
+        if (server_->txn_status() != 'I' || pool == nullptr || *pool != server_->pool()->name()) {
+          refusal = Status::ActiveTransaction("cannot change " + cfg.tenancy.variable +
+                                              " inside a transaction block (or to a tenant of another pool "
+                                              "behind unfinished statements); COMMIT or ROLLBACK first");
+        } else {
+          refusal = ChangeTenant(target);
+        }
+      }
+      protocol::AppendClose(replacement, 'S', kServerRunStatement);
+      server_->NoteOwn(fe::kClose);
+      if (refusal.ok()) {
+        protocol::AppendParse(replacement, kServerRunStatement, it->second.query, it->second.param_types);
+        server_->NoteOwn(fe::kParse);
+        const char* p = reinterpret_cast<const char*>(f.payload.data());
+        size_t rest_off = bind.portal.size() + 1 + bind.statement.size() + 1;
+        protocol::MessageWriter w(replacement);
+        w.Begin('B').PutCString(bind.portal).PutCString(kServerRunStatement).PutBytes(
+            std::string_view(p + rest_off, f.payload.size() - rest_off));
+        w.Finish();
+      } else {
+        protocol::AppendParse(replacement, kServerRunStatement, RefusalSql(refusal), {});
+        server_->NoteOwn(fe::kParse);
+        protocol::MessageWriter w(replacement);
+        w.Begin('B').PutCString(bind.portal).PutCString(kServerRunStatement).PutInt16(0).PutInt16(0).PutInt16(0);
+        w.Finish();
+      }
+      // Whatever the server ends up holding (its batch may still fail), it is set again
+      // before this connection's next batch.
       server_->settings().tenant_unknown = true;
-      loc.statements.erase(it);
       return Verdict::kReplaced;
     }
     LocalPortal portal;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "integration/harness.h"
+#include "protocol/message_writer.h"
 #include "protocol/messages.h"
 #include "protocol/scram.h"
 
@@ -89,8 +90,9 @@ class RawClient {
       if (type == 'E') return ErrorOf(payload);
       if (type == 'Z') return {true, "", ""};
       if (type != 'R' || payload.size() < 4) continue;  // ParameterStatus, BackendKeyData
-      int32_t code =
-          static_cast<int32_t>(ntohl(*reinterpret_cast<const uint32_t*>(payload.data())));
+      uint32_t raw_code;
+      std::memcpy(&raw_code, payload.data(), sizeof raw_code);
+      int32_t code = static_cast<int32_t>(ntohl(raw_code));
       std::string data = payload.substr(4);
       out.clear();
       if (code == protocol::kAuthCleartext) {
@@ -111,6 +113,22 @@ class RawClient {
     }
   }
 
+  // Sends raw frontend messages and reads up to the next ReadyForQuery: the type bytes of the
+  // messages received, in order (e.g. "32DCZ"), with ":<sqlstate>" after an 'E'; "" when the
+  // connection failed first.
+  std::string Exchange(const std::string& bytes) {
+    if (!Send(bytes)) return "";
+    std::string types;
+    for (;;) {
+      char type = 0;
+      std::string payload;
+      if (!Read(&type, &payload)) return "";
+      types += type;
+      if (type == 'E') types += ":" + ErrorOf(payload).sqlstate;
+      if (type == 'Z') return types;
+    }
+  }
+
   // As QueryValue: the first value of the first row, "" without rows, "ERROR:<sqlstate>".
   std::string Query(const std::string& sql) {
     std::string out;
@@ -124,7 +142,9 @@ class RawClient {
       if (!Read(&type, &payload)) return "ERROR:";
       if (type == 'E') error = "ERROR:" + ErrorOf(payload).sqlstate;
       if (type == 'D' && !have_value && payload.size() >= 6) {
-        int32_t len = static_cast<int32_t>(ntohl(*reinterpret_cast<const uint32_t*>(&payload[2])));
+        uint32_t raw;
+        std::memcpy(&raw, &payload[2], sizeof raw);
+        int32_t len = static_cast<int32_t>(ntohl(raw));
         if (len >= 0) value = payload.substr(6, static_cast<size_t>(len));
         have_value = true;
       }
@@ -290,6 +310,41 @@ TEST_P(TenancyTest, SourceParameterNamesTheTenant) {
   ASSERT_TRUE(login.ok) << login.sqlstate << " " << login.message << ProxyLog();
   EXPECT_EQ(raw.Query(kObserve), Seen("t005"));
   EXPECT_EQ(raw.Query(kObserve), Seen("t005"));  // and on the next transaction too
+}
+
+// JDBC sends the Close of a statement it dropped in front of its next statement. pgtenant
+// answers that Close itself in transaction mode; the tenant SET behind it in the same batch must
+// still become the client's tenant (it once ran on the server behind pgtenant's back instead,
+// and the next batch put the old tenant back: found by the driver suite under ASan).
+TEST_P(TenancyTest, TenantSetBehindAClosedStatementInTheSameBatch) {
+  START_PROXY();
+  RawClient raw;
+  RawClient::Outcome login = RawLogin(&raw, {{"user", "app"}, {"options", "-c app.tenant_id=t001"}});
+  ASSERT_TRUE(login.ok) << login.sqlstate << " " << login.message << ProxyLog();
+  std::string prepare;
+  protocol::AppendParse(&prepare, "s_other", "SELECT 1", {});
+  protocol::AppendParse(&prepare, "s_set", "select set_config('app.tenant_id', $1, false)", {25});
+  protocol::AppendSync(&prepare);
+  ASSERT_EQ(raw.Exchange(prepare), "11Z");
+  for (const char* tenant : {"t002", "t003", "t001"}) {
+    SCOPED_TRACE(tenant);
+    std::string batch;
+    protocol::AppendClose(&batch, 'S', "s_other");
+    protocol::MessageWriter w(&batch);
+    w.Begin('B').PutCString("").PutCString("s_set").PutInt16(0).PutInt16(1);
+    w.PutInt32(static_cast<int32_t>(strlen(tenant))).PutBytes(tenant).PutInt16(0);
+    w.Finish();
+    protocol::AppendExecuteUnnamed(&batch);
+    protocol::AppendSync(&batch);
+    EXPECT_EQ(raw.Exchange(batch), "32DCZ") << ProxyLog();
+    EXPECT_EQ(raw.Query(kObserve), Seen(tenant));
+    EXPECT_EQ(raw.Query(kObserve), Seen(tenant));
+    // The statement is prepared again for the next round.
+    std::string again;
+    protocol::AppendParse(&again, "s_other", "SELECT 1", {});
+    protocol::AppendSync(&again);
+    ASSERT_EQ(raw.Exchange(again), "1Z");
+  }
 }
 
 TEST_P(TenancyTest, SourceOptionsDashC) {

@@ -437,7 +437,12 @@ TEST_F(HostileInputTest, ThousandHalfOpenConnections) {
   const long after_kib = settled_rss();
   std::printf("[ RSS      ] baseline %ld KiB, with 1,000 half-open %ld KiB, after %ld KiB\n", baseline_kib,
               loaded_kib, after_kib);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan quarantines freed memory and ignores malloc_trim: RSS says nothing under it.
+  std::printf("[ RSS      ] not checked under AddressSanitizer\n");
+#else
   EXPECT_LE(after_kib, baseline_kib + 512) << "memory did not return to its baseline";
+#endif
   ExpectOthersUnharmed();
 }
 

@@ -65,6 +65,9 @@ void AppendBindTenant(std::string* out, std::string_view tenant) {
 
 }  // namespace
 
+// Bytes a client waiting for a server may send ahead before pgtenant stops reading it.
+constexpr size_t kMaxReadAheadWhileWaiting = 64 * 1024;
+
 ClientSession::ClientSession(Pooler* pooler, uint64_t id)
     : pooler_(pooler), id_(id), stream_(pooler->loop(), this), connected_ms_(NowMs()) {}
 
@@ -96,6 +99,7 @@ size_t ClientSession::OnStreamData(std::span<const uint8_t> data) {
     if (state_ == before || state_ == State::kWaiting || state_ == State::kLoginWait) break;
   }
   in_data_callback_ = false;
+  if (state_ == State::kWaiting && data.size() - used > kMaxReadAheadWhileWaiting) stream_.StopReading();
   return used;
 }
 
@@ -527,8 +531,10 @@ bool ClientSession::RequestServer() {
   state_ = State::kWaiting;
   wait_started_ms_ = NowMs();
   waiting_in_ = pool;
-  stream_.StopReading();
   pool->Acquire(this);
+  // The client is not stopped while it waits: with more clients than servers nearly every
+  // transaction waits, and stopping and restarting the read costs two epoll_ctl calls each
+  // time. What it sends meanwhile is kept, up to kMaxReadAheadWhileWaiting (OnStreamData).
   return true;
 }
 

@@ -1,6 +1,7 @@
 #include "routing/sql_names.h"
 
 #include <algorithm>
+#include <array>
 #include <iterator>
 
 namespace pgtenant::routing {
@@ -115,11 +116,21 @@ std::string QuoteIdentifierIfNeeded(std::string_view part) {
   return out;
 }
 
-bool ContainsAnyIgnoreAsciiCase(std::string_view text, std::initializer_list<std::string_view> needles) {
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = AsciiLower(text[i]);
+bool ContainsAnyIgnoreAsciiCase(std::string_view text, std::span<const std::string_view> needles) {
+  std::array<bool, 256> starts{};  // both cases of every needle's first character
+  size_t shortest = std::string_view::npos;
+  for (std::string_view needle : needles) {
+    if (needle.empty()) return true;
+    const char c = AsciiLower(needle[0]);
+    starts[static_cast<unsigned char>(c)] = true;
+    if (c >= 'a' && c <= 'z') starts[static_cast<unsigned char>(c - 32)] = true;
+    shortest = std::min(shortest, needle.size());
+  }
+  if (needles.empty() || text.size() < shortest) return false;
+  for (size_t i = 0; i + shortest <= text.size(); ++i) {
+    if (!starts[static_cast<unsigned char>(text[i])]) continue;
     for (std::string_view needle : needles) {
-      if (needle[0] != c || text.size() - i < needle.size()) continue;
+      if (text.size() - i < needle.size() || AsciiLower(text[i]) != AsciiLower(needle[0])) continue;
       if (EqualsIgnoreAsciiCase(text.substr(i, needle.size()), needle)) return true;
     }
   }

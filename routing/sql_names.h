@@ -9,6 +9,7 @@
 
 #include <string>
 #include <initializer_list>
+#include <span>
 #include <string_view>
 
 namespace pgtenant::routing {
@@ -18,9 +19,13 @@ inline char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<cha
 // ASCII case-insensitive equality; bytes >= 0x80 compare exactly (as Postgres does).
 bool EqualsIgnoreAsciiCase(std::string_view a, std::string_view b);
 
-// True when `text` contains any of `needles` (lower-case), ignoring ASCII case. One pass over
-// the text whatever the number of needles: it runs for every query.
-bool ContainsAnyIgnoreAsciiCase(std::string_view text, std::initializer_list<std::string_view> needles);
+// True when `text` contains any of `needles`, ignoring ASCII case; an empty needle is
+// contained in anything. One pass over the text whatever the number of needles, skipping with
+// one table lookup every character that starts no needle: it runs for every query.
+bool ContainsAnyIgnoreAsciiCase(std::string_view text, std::span<const std::string_view> needles);
+inline bool ContainsAnyIgnoreAsciiCase(std::string_view text, std::initializer_list<std::string_view> needles) {
+  return ContainsAnyIgnoreAsciiCase(text, std::span<const std::string_view>(needles.begin(), needles.size()));
+}
 
 // True when both name the same configuration parameter (case-insensitive, as guc.c does).
 inline bool GucNameEquals(std::string_view a, std::string_view b) {

@@ -164,14 +164,7 @@ bool MightTouchTenant(std::string_view sql, std::string_view variable) {
   // RESET / DISCARD keywords, and U& (an escaped spelling of any of these). No allocation:
   // this runs for every query.
   const std::array<std::string_view, 5> needles = {last, "set_config", "reset", "discard", "u&"};
-  for (size_t i = 0; i < sql.size(); ++i) {
-    const char c = AsciiLower(sql[i]);
-    for (std::string_view needle : needles) {
-      if (AsciiLower(needle[0]) != c || sql.size() - i < needle.size()) continue;
-      if (EqualsIgnoreAsciiCase(sql.substr(i, needle.size()), needle)) return true;
-    }
-  }
-  return false;
+  return ContainsAnyIgnoreAsciiCase(sql, needles);
 }
 
 }  // namespace pgtenant::routing

@@ -45,8 +45,9 @@ case $scenario in
     OUT_DIR=$out/on TENANCY=on PGOPTIONS='-c app.tenant_id=t1' \
       PGBOUNCER_EXTRA='ignore_startup_parameters = options' run ;;
   storm)
+    # The leading space keeps compare.sh's argument parser from taking -C for an option of its own.
     export CLIENTS=100 WORKLOADS=select PROTOCOLS=simple IDLE_CONNS=0 AUTH_TYPE=scram-sha-256 \
-      PGBENCH_EXTRA=-C
+      PGBENCH_EXTRA=' -C'
     run ;;
   latency)
     export CLIENTS=1 WORKLOADS=select PROTOCOLS=simple IDLE_CONNS=0

@@ -191,9 +191,9 @@ void Stream::OfferCiphertext(std::span<const uint8_t> ciphertext) {
     if (closing_) return;
     if (!was_done && tls_->handshake_done()) {
       was_done = true;
-      if (!tls_early_.empty()) {
+      if (!tls_->early_plaintext()->empty()) {
         std::string early;
-        early.swap(tls_early_);
+        early.swap(*tls_->early_plaintext());
         WriteTls(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(early.data()), early.size()));
       }
     }
@@ -223,7 +223,7 @@ void Stream::FailTls() {
 
 void Stream::WriteTls(std::span<const uint8_t> bytes) {
   if (!tls_->handshake_done()) {
-    tls_early_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    tls_->early_plaintext()->append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     return;
   }
   // Encrypt in slices so the ciphertext buffer stays small on a large result.

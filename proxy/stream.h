@@ -108,8 +108,7 @@ class Stream {
     uv_write_t req;
   };
   std::unique_ptr<WriteQueue> wq_;
-  std::unique_ptr<TlsSession> tls_;
-  std::string tls_early_;  // plaintext written before the handshake completed
+  std::unique_ptr<TlsSession> tls_;  // null for plain TCP: a plain connection pays one pointer
   bool reading_ = false;
   bool closing_ = false;
   bool close_after_write_ = false;

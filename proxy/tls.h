@@ -76,6 +76,9 @@ class TlsSession {
   std::span<const uint8_t> PendingOutput() const;
   void ConsumeOutput();
 
+  // Plaintext the stream was asked to send before the handshake completed; sent after it.
+  std::string* early_plaintext() { return &early_plaintext_; }
+
   // "TLSv1.3/TLS_AES_256_GCM_SHA384" once the handshake is done (SHOW CLIENTS / SERVERS).
   std::string Describe() const;
   const std::string& error() const { return error_; }
@@ -90,6 +93,7 @@ class TlsSession {
   BIO* in_ = nullptr;   // ciphertext from the peer, owned by ssl_
   BIO* out_ = nullptr;  // ciphertext for the peer, owned by ssl_
   bool handshake_done_ = false;
+  std::string early_plaintext_;
   std::string error_;
 };
 

@@ -106,49 +106,8 @@ def cancel_sleep(conn, tally, c):
     tally.stmt(2)
 
 
-def recover(args, conn, tenant):
-    """After a failed round: the same connection rolled back, or a new one when that fails."""
-    try:
-        if not conn.closed:
-            conn.rollback()
-            return conn
-    except psycopg.Error:
-        pass
-    conn.close()
-    return connect(args, tenant)
-
-
 def run_client(args, tally, c, deadline):
-    tenant = wc.tenant_of(c)
-    conn = None
-    try:
-        conn = connect(args, tenant)
-        for k in range(args.iterations):
-            if time.monotonic() > deadline:
-                tally.error(c, "deadline passed at round %d" % k)
-                return
-            step = "read"
-            try:
-                read_checks(conn, tally, c, tenant)
-                step = "insert"
-                insert_roundtrip(conn, tally, c, tenant, k)
-                if wc.does_copy(c, k):
-                    step = "copy"
-                    copy_roundtrip(conn, tally, args, c, k)
-                if wc.does_error(c, k):
-                    step = "error-in-transaction"
-                    error_in_transaction(conn, tally, c)
-                if wc.does_cancel(c, k, args.iterations):
-                    step = "cancel"
-                    cancel_sleep(conn, tally, c)
-            except psycopg.Error as e:
-                tally.error(c, "round %d %s: %s: %s" % (k, step, type(e).__name__, e))
-                conn = recover(args, conn, tenant)
-    except Exception as e:
-        tally.error(c, "%s: %s" % (type(e).__name__, e))
-    finally:
-        if conn is not None:
-            conn.close()
+    wc.run_blocking_client(args, tally, c, deadline, sys.modules[__name__], psycopg.Error)
 
 
 def main():

@@ -196,3 +196,54 @@ def run_threads(args, run_client):
     if stuck:
         os._exit(code)
     return code
+
+
+def run_blocking_client(args, tally, c, deadline, driver, db_error):
+    """One client's rounds for a blocking driver (psycopg2, psycopg 3).
+
+    `driver` is the workload module: connect(args, tenant), read_checks, insert_roundtrip,
+    copy_roundtrip, error_in_transaction and cancel_sleep with the signatures the workloads
+    share. A round that fails with `db_error` is counted; the client then goes on with its
+    connection rolled back, or a new one when that fails.
+    """
+    tenant = tenant_of(c)
+    conn = None
+    try:
+        conn = driver.connect(args, tenant)
+        for k in range(args.iterations):
+            if time.monotonic() > deadline:
+                tally.error(c, "deadline passed at round %d" % k)
+                return
+            step = "read"
+            try:
+                driver.read_checks(conn, tally, c, tenant)
+                step = "insert"
+                driver.insert_roundtrip(conn, tally, c, tenant, k)
+                if does_copy(c, k):
+                    step = "copy"
+                    driver.copy_roundtrip(conn, tally, args, c, k)
+                if does_error(c, k):
+                    step = "error-in-transaction"
+                    driver.error_in_transaction(conn, tally, c)
+                if does_cancel(c, k, args.iterations):
+                    step = "cancel"
+                    driver.cancel_sleep(conn, tally, c)
+            except db_error as e:
+                tally.error(c, "round %d %s: %s: %s" % (k, step, type(e).__name__, e))
+                conn = _recover(args, driver, db_error, conn, tenant)
+    except Exception as e:
+        tally.error(c, "%s: %s" % (type(e).__name__, e))
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _recover(args, driver, db_error, conn, tenant):
+    try:
+        if not conn.closed:
+            conn.rollback()
+            return conn
+    except db_error:
+        pass
+    conn.close()
+    return driver.connect(args, tenant)

@@ -287,6 +287,15 @@ void AppendParse(std::string* out, std::string_view statement, std::string_view 
   w.Finish();
 }
 
+void AppendBindForStatement(std::string* out, std::span<const uint8_t> payload, const BindMessage& bind,
+                            std::string_view statement) {
+  // The parameters and formats follow the two names unchanged: copy them as they are.
+  const size_t rest = bind.portal.size() + 1 + bind.statement.size() + 1;
+  std::string_view tail(reinterpret_cast<const char*>(payload.data()) + rest, payload.size() - rest);
+  MessageWriter w(out);
+  w.Begin('B').PutCString(bind.portal).PutCString(statement).PutBytes(tail).Finish();
+}
+
 void AppendClose(std::string* out, char kind, std::string_view name) {
   MessageWriter w(out);
   w.Begin('C').PutByte(static_cast<uint8_t>(kind)).PutCString(name).Finish();

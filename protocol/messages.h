@@ -78,6 +78,10 @@ struct BindMessage {
   std::vector<int16_t> result_formats;
 };
 bool ParseBindMessage(std::span<const uint8_t> payload, BindMessage* out);
+// The same Bind (portal, parameters, formats) for another prepared statement.
+// REQUIRES: `bind` was parsed from `payload`.
+void AppendBindForStatement(std::string* out, std::span<const uint8_t> payload, const BindMessage& bind,
+                            std::string_view statement);
 
 // Describe and Close: 'S' (statement) or 'P' (portal), and the name.
 struct TargetMessage {

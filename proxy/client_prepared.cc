@@ -102,14 +102,7 @@ ClientSession::Verdict ClientSession::MapPreparedStatement(const protocol::Frame
       auto it = statements_->find(std::string(bind.statement));
       if (it == statements_->end()) return Verdict::kForward;  // the server reports 26000
       EnsureOnServer(it->second, own);
-      // Same message with the statement name replaced.
-      const char* p = reinterpret_cast<const char*>(f.payload.data());
-      size_t portal_len = bind.portal.size() + 1;
-      size_t rest_off = portal_len + bind.statement.size() + 1;
-      protocol::MessageWriter w(replacement);
-      w.Begin('B').PutBytes(std::string_view(p, portal_len)).PutCString(it->second->server_name)
-          .PutBytes(std::string_view(p + rest_off, f.payload.size() - rest_off));
-      w.Finish();
+      protocol::AppendBindForStatement(replacement, f.payload, bind, it->second->server_name);
       return Verdict::kReplaced;
     }
     case fe::kDescribe:

@@ -446,12 +446,7 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       if (refusal.ok()) {
         protocol::AppendParse(replacement, kServerRunStatement, it->second.query, it->second.param_types);
         server_->NoteOwn(fe::kParse);
-        const char* p = reinterpret_cast<const char*>(f.payload.data());
-        size_t rest_off = bind.portal.size() + 1 + bind.statement.size() + 1;
-        protocol::MessageWriter w(replacement);
-        w.Begin('B').PutCString(bind.portal).PutCString(kServerRunStatement).PutBytes(
-            std::string_view(p + rest_off, f.payload.size() - rest_off));
-        w.Finish();
+        protocol::AppendBindForStatement(replacement, f.payload, bind, kServerRunStatement);
       } else {
         protocol::AppendParse(replacement, kServerRunStatement, RefusalSql(refusal), {});
         server_->NoteOwn(fe::kParse);

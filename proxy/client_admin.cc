@@ -22,8 +22,8 @@ void ClientSession::FinishAdminLogin() {
   protocol::AppendParameterStatus(&out, "integer_datetimes", "on");
   protocol::AppendParameterStatus(&out, "standard_conforming_strings", "on");
   protocol::AppendParameterStatus(&out, "application_name", "");
-  pooler_->RegisterCancelKey(this, &cancel_pid_, &cancel_key_);
-  protocol::AppendBackendKeyData(&out, cancel_pid_, cancel_key_);
+  cancel_key_ = Pooler::NewCancelKey();
+  protocol::AppendBackendKeyData(&out, slot_, cancel_key_);
   protocol::AppendReadyForQuery(&out, 'I');
   stream_.Write(out);
   state_ = State::kIdle;

@@ -177,8 +177,8 @@ bool ClientSession::HandleStartupPacket(std::span<const uint8_t> payload) {
     user_ = LoginUserOf(params["user"]);
   } else {
     user_ = identity->login_user;
-    tenant_ = identity->tenant;
-    startup_tenant_ = tenant_;
+    wanted_.tenant = identity->tenant;
+    startup_tenant_ = wanted_.tenant;
   }
   admin_ = database_ == cfg.admin.database;
   // Every other startup setting is applied on each server connection this client gets.
@@ -323,8 +323,8 @@ void ClientSession::AuthSucceeded() {
     Fail("28000", "user \"" + user_ + "\" is not listed under auth.users");
     return;
   }
-  if (deferred.ok() && tenant_) {
-    deferred = routing::CheckTenantAllowed(cfg, pooler_->routes().validator(), user_, *tenant_,
+  if (deferred.ok() && wanted_.tenant) {
+    deferred = routing::CheckTenantAllowed(cfg, pooler_->routes().validator(), user_, *wanted_.tenant,
                                                   routing::TenantCheckPhase::kLogin);
   }
   if (!deferred.ok()) {
@@ -349,19 +349,19 @@ void ClientSession::AuthSucceeded() {
     return;
   }
   holds_user_slot_ = true;
-  if (tenant_) {
-    slot = pooler_->AcquireTenantSlot(*tenant_);
+  if (wanted_.tenant) {
+    slot = pooler_->AcquireTenantSlot(*wanted_.tenant);
     if (!slot.ok()) {
       Fail(slot.sqlstate().c_str(), slot.message());
       return;
     }
-    slot_tenant_ = tenant_;
+    holds_tenant_slot_ = true;
   }
   std::string out;
   protocol::AppendAuthRequest(&out, protocol::kAuthOk);
   stream_.Write(out);
-  wanted_.tenant = tenant_;
-  pooler_->RegisterCancelKey(this, &cancel_pid_, &cancel_key_);
+  pooler_->settings_interner().Intern(&wanted_);
+  cancel_key_ = Pooler::NewCancelKey();
   Pool* pool = LoginPool();
   if (pool == nullptr) {
     Fail("28000", "no pool to serve this session: it names no tenant and tenancy.default_pool is not set",
@@ -403,12 +403,12 @@ void ClientSession::FinishLogin(const Pool& pool) {
       protocol::AppendParameterStatus(&out, name, value);
     }
   }
-  protocol::AppendBackendKeyData(&out, cancel_pid_, cancel_key_);
+  protocol::AppendBackendKeyData(&out, slot_, cancel_key_);
   protocol::AppendReadyForQuery(&out, 'I');
   stream_.Write(out);
   state_ = State::kIdle;
   LOG_DEBUG("client %llu logged in: user %s tenant %s", static_cast<unsigned long long>(id_), user_.c_str(),
-            tenant_ ? tenant_->c_str() : "(none)");
+            wanted_.tenant ? wanted_.tenant->c_str() : "(none)");
   stream_.StartReading();
   if (!in_data_callback_) stream_.Replay();
 }
@@ -417,7 +417,7 @@ void ClientSession::FinishLogin(const Pool& pool) {
 
 Pool* ClientSession::ResolvePool(std::string* sqlstate, std::string* message) {
   const conf::Config& cfg = pooler_->config();
-  if (!tenant_) {
+  if (!wanted_.tenant) {
     if (cfg.tenancy.require_tenant) {
       *sqlstate = "28000";
       *message = "no tenant: this session has not named its tenant and tenancy.require_tenant is on; set " +
@@ -436,15 +436,15 @@ Pool* ClientSession::ResolvePool(std::string* sqlstate, std::string* message) {
     }
     return p;
   }
-  const std::string* name = pooler_->routes().PoolFor(*tenant_);
+  const std::string* name = pooler_->routes().PoolFor(*wanted_.tenant);
   Pool* p = name ? pooler_->FindPool(*name) : nullptr;
   if (p == nullptr) {
     *sqlstate = "22023";
-    *message = "tenant \"" + *tenant_ + "\" is not configured and there is no tenancy.default_pool";
+    *message = "tenant \"" + *wanted_.tenant + "\" is not configured and there is no tenancy.default_pool";
     return nullptr;
   }
   pool_name_ = p->name();
-  usage_ = pooler_->UsageFor(usage_, p->name(), *tenant_);
+  usage_ = pooler_->UsageFor(usage_, p->name(), *wanted_.tenant);
   return p;
 }
 
@@ -579,7 +579,7 @@ void ClientSession::SendPrelude(bool tenant_as_query) {
     for (const auto& s : p.settings) sql += s + ";";
     protocol::AppendQuery(&bytes, sql);
     server_->NoteOwn(fe::kQuery);
-    server_->settings().settings = wanted_.settings;
+    server_->settings().TakeSettingsOf(wanted_);
   }
   if (!p.tenant.empty()) {
     std::optional<std::string> before = server_->settings().tenant;
@@ -767,7 +767,7 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
 bool ClientSession::NeedsPrelude() const {
   const SessionSettings& have = server_->settings();
   return prelude_pending_ || retell_tenant_ || have.tenant_unknown || have.tenant != wanted_.tenant ||
-         have.settings != wanted_.settings;
+         !have.SameSettingsAs(wanted_);
 }
 
 void ClientSession::FlushBatch(std::string* batch) {
@@ -889,11 +889,11 @@ void ClientSession::Teardown() {
     server_ = nullptr;
     s->DetachAbandoned(pinned_);
   }
-  if (cancel_pid_ != 0) pooler_->UnregisterCancelKey(cancel_pid_);
+  cancel_key_ = 0;  // no cancelling a client that is going
   if (holds_user_slot_) pooler_->ReleaseUserSlot(user_);
   holds_user_slot_ = false;
-  if (slot_tenant_) pooler_->ReleaseTenantSlot(*slot_tenant_);
-  slot_tenant_.reset();
+  if (holds_tenant_slot_) pooler_->ReleaseTenantSlot(*wanted_.tenant);
+  holds_tenant_slot_ = false;
 }
 
 void ClientSession::OnStreamEnd(int) { Close(); }

@@ -49,13 +49,15 @@ class ClientSession : public StreamHandler {
   State state() const { return state_; }
   const std::string& user() const { return user_; }
   const std::string& database() const { return database_; }
-  const std::optional<std::string>& tenant() const { return tenant_; }
+  const std::optional<std::string>& tenant() const { return wanted_.tenant; }
   const std::string& pool_name() const { return pool_name_; }
   ServerSession* server() const { return server_; }
   uint64_t connected_ms() const { return connected_ms_; }
   uint64_t wait_started_ms() const { return wait_started_ms_; }
   std::string peer() { return stream_.PeerName(); }
-  int32_t cancel_pid() const { return cancel_pid_; }
+  // Its ClientRegistry slot, also the process id of its cancel key.
+  int32_t slot() const { return slot_; }
+  void set_slot(int32_t slot) { slot_ = slot; }
   int32_t cancel_key() const { return cancel_key_; }
   bool pinned() const { return pinned_; }
   // True (with the time of the client's last message) when the client holds a server in an
@@ -184,27 +186,27 @@ class ClientSession : public StreamHandler {
 
   Pooler* pooler_;
   uint64_t id_;
-  State state_ = State::kStartup;
   Stream stream_;
   uint64_t connected_ms_;
   uint64_t wait_started_ms_ = 0;
+  uint64_t last_activity_ms_ = 0;
   std::string user_;
   std::string database_;
   std::optional<std::string> startup_tenant_;
   std::string pool_name_;
   SessionSettings wanted_;  // tenant and settings this client's session must have
-  std::optional<std::string>& tenant_ = wanted_.tenant;  // the session's tenant (one copy)
   ServerSession* server_ = nullptr;
   Pool* waiting_in_ = nullptr;
   std::list<ClientSession*>::iterator wait_position_;
-  int32_t cancel_pid_ = 0;
+  int32_t slot_ = 0;
   int32_t cancel_key_ = 0;
+  State state_ = State::kStartup;
+  // (The flags are kept together: every byte of padding here is paid 10,000 times.)
   bool skip_until_sync_ = false;
   bool admin_ = false;
   bool in_data_callback_ = false;    // Replay() must wait until OnStreamData returns
-  bool first_needs_own_txn_ = false;
-  bool first_frame_inspected_ = false;  // the next frame HandleActive sees passed HandleIdle's checks // the waiting statement refuses to run in a pipeline
-  uint64_t last_activity_ms_ = 0;
+  bool first_needs_own_txn_ = false;   // the waiting statement refuses to run in a pipeline
+  bool first_frame_inspected_ = false;  // the next frame HandleActive sees passed HandleIdle's checks
   bool prelude_pending_ = false;  // session mode: the tenant changed while a server is held
   bool pinned_ = false;           // holds its server until it disconnects (session state)
   // The client named its tenant again: set it on the server even if pgtenant believes the
@@ -217,8 +219,8 @@ class ClientSession : public StreamHandler {
   // The tenant went back to the startup one while a server is held (session mode): the next
   // statement must check that the server belongs to that tenant's pool.
   bool recheck_pool_ = false;
-  bool holds_user_slot_ = false;           // counted against auth.users.NAME.max_client_connections
-  std::optional<std::string> slot_tenant_;  // counted against tenants.ID.max_client_connections
+  bool holds_user_slot_ = false;    // counted against auth.users.NAME.max_client_connections
+  bool holds_tenant_slot_ = false;  // counted against tenants.<wanted_.tenant>.max_client_connections
   TenantUsage* usage_ = nullptr;     // counters of this client's (pool, tenant)
   TransactionUsage txn_;             // the current transaction's, added to usage_ at its end
   uint64_t txn_started_us_ = 0;      // when the current transaction got its server

@@ -93,20 +93,19 @@ Status ClientSession::ChangeTenant(const std::optional<std::string>& tenant) {
                                            routing::TenantCheckPhase::kSet);
     if (!s.ok()) return s;
   }
-  if (tenant != slot_tenant_) {
+  if (tenant != wanted_.tenant) {
     // The client now counts against the new tenant's connection limit.
     if (tenant) {
       Status slot = pooler_->AcquireTenantSlot(*tenant);
       if (!slot.ok()) return slot;
     }
-    if (slot_tenant_) pooler_->ReleaseTenantSlot(*slot_tenant_);
-    slot_tenant_ = tenant;
+    if (holds_tenant_slot_) pooler_->ReleaseTenantSlot(*wanted_.tenant);
+    holds_tenant_slot_ = tenant.has_value();
   }
-  if (tenant != tenant_) {
+  if (tenant != wanted_.tenant) {
     LOG_DEBUG("client %llu: tenant %s -> %s", static_cast<unsigned long long>(id_),
-              tenant_ ? tenant_->c_str() : "(none)", tenant ? tenant->c_str() : "(none)");
+              wanted_.tenant ? wanted_.tenant->c_str() : "(none)", tenant ? tenant->c_str() : "(none)");
   }
-  tenant_ = tenant;
   wanted_.tenant = tenant;
   retell_tenant_ = true;
   if (server_ != nullptr) {
@@ -245,7 +244,7 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
       std::optional<std::string> target = st.kind == StatementKind::kResetTenant ? startup_tenant_
                                                                                  : std::optional<std::string>(st.value);
       if (!server_clean) {
-        if (target == tenant_) return Verdict::kForward;  // no change: harmless on the server
+        if (target == wanted_.tenant) return Verdict::kForward;  // no change: harmless on the server
         return refuse(Status::ActiveTransaction(
             "cannot change " + var + " inside a transaction block; COMMIT or ROLLBACK first, or use SET LOCAL for a tenant of the same pool"));
       }
@@ -278,13 +277,12 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
   if (resets) {
     // RESET ALL and DISCARD ALL return the tenant to the one given at startup; the server's
     // settings are reset too, so the next prelude sets everything again.
-    if (slot_tenant_ != startup_tenant_) {
-      // Back to the startup tenant, whose connection slot is free again (it was held before).
-      if (slot_tenant_) pooler_->ReleaseTenantSlot(*slot_tenant_);
-      if (startup_tenant_) (void)pooler_->AcquireTenantSlot(*startup_tenant_);
-      slot_tenant_ = startup_tenant_;
+    if (wanted_.tenant != startup_tenant_) {
+      if (holds_tenant_slot_) pooler_->ReleaseTenantSlot(*wanted_.tenant);
+      // Back to the startup tenant. Its limit may have been reached meanwhile; the client was
+      // admitted at login, so it stays, just not counted (and so never released twice).
+      holds_tenant_slot_ = startup_tenant_ && pooler_->AcquireTenantSlot(*startup_tenant_).ok();
     }
-    tenant_ = startup_tenant_;
     wanted_.tenant = startup_tenant_;
     after_forward_ = AfterForward::kServerReset;
     bool discards = std::any_of(stmts.begin(), stmts.end(), [](const routing::ClassifiedStatement& st) {
@@ -429,7 +427,7 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
         target = it->second.value;
       }
       Status refusal;
-      if (target != tenant_) {
+      if (target != wanted_.tenant) {
         const conf::Config& cfg = pooler_->config();
         const std::string* pool = target ? pooler_->routes().PoolFor(*target)
                                          : (cfg.tenancy.default_pool ? &*cfg.tenancy.default_pool : nullptr);

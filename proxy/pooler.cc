@@ -186,7 +186,7 @@ void Pooler::OnConnection(uv_stream_t* server, int status) {
     client->Close();
     return;
   }
-  self->clients_.insert(client);
+  client->set_slot(self->clients_.Add(client));
   self->metrics_->OnClientConnected();
   if (self->shutting_down_) {
     client->Terminate("57P01", "pgtenant is shutting down");
@@ -200,22 +200,18 @@ void Pooler::OnConnection(uv_stream_t* server, int status) {
   client->Start();
 }
 
-void Pooler::RegisterCancelKey(ClientSession* client, int32_t* pid, int32_t* key) {
-  // Pids only need to be unique among live clients; skip any still in use after wrapping.
-  do {
-    *pid = next_cancel_pid_++;
-    if (next_cancel_pid_ <= 0) next_cancel_pid_ = 1;
-  } while (cancel_keys_.count(*pid));
-  std::string random = protocol::RandomBytes(4);
-  std::memcpy(key, random.data(), 4);
-  cancel_keys_[*pid] = client;
+int32_t Pooler::NewCancelKey() {
+  int32_t key = 0;
+  while (key == 0) {
+    std::string random = protocol::RandomBytes(4);
+    std::memcpy(&key, random.data(), 4);
+  }
+  return key;
 }
 
-void Pooler::UnregisterCancelKey(int32_t pid) { cancel_keys_.erase(pid); }
-
 void Pooler::HandleCancelRequest(int32_t pid, int32_t key, ClientSession* requester) {
-  auto it = cancel_keys_.find(pid);
-  ClientSession* target = it == cancel_keys_.end() || it->second->cancel_key() != key ? nullptr : it->second;
+  ClientSession* target = clients_.At(pid);
+  if (target != nullptr && (target->cancel_key() == 0 || target->cancel_key() != key)) target = nullptr;
   if (target == nullptr) LOG_DEBUG("cancel request for an unknown key ignored");
   if (target != nullptr && target->state() == ClientSession::State::kWaiting) {
     // Its statement has not reached a server yet: drop it from the queue.
@@ -229,15 +225,12 @@ void Pooler::HandleCancelRequest(int32_t pid, int32_t key, ClientSession* reques
     return;
   }
   uint64_t requester_id = requester->id();
+  int32_t requester_slot = requester->slot();
   SendCancelToBackend(loop_, server->backend_addr(), server->backend_pid(), server->backend_key(),
-                      server->cancel_gate(), [this, requester_id]() {
-                        // The requester may be gone already; find it by id.
-                        for (ClientSession* c : clients_) {
-                          if (c->id() == requester_id) {
-                            c->Close();
-                            break;
-                          }
-                        }
+                      server->cancel_gate(), [this, requester_id, requester_slot]() {
+                        // The requester may be gone already, and its slot reused.
+                        ClientSession* c = clients_.At(requester_slot);
+                        if (c != nullptr && c->id() == requester_id) c->Close();
                       });
 }
 
@@ -276,7 +269,7 @@ void Pooler::ReleaseTenantSlot(const std::string& tenant) {
 }
 
 void Pooler::OnClientClosed(ClientSession* client) {
-  if (clients_.erase(client) != 0) metrics_->OnClientDisconnected();
+  if (clients_.Remove(client, client->slot())) metrics_->OnClientDisconnected();
   if (shutting_down_) FinishShutdownIfIdle();
 }
 
@@ -400,7 +393,7 @@ void Pooler::Maintain() {
   }
   TrimMemoryAfterBurst();
   if (shutting_down_ && t.shutdown > 0 && now - shutdown_started_ms_ > static_cast<uint64_t>(t.shutdown)) {
-    std::vector<ClientSession*> all(clients_.begin(), clients_.end());
+    std::vector<ClientSession*> all = clients_.Snapshot();
     for (ClientSession* c : all) c->Terminate("57P01", "terminating connection: pgtenant shutdown timeout");
     FinishShutdownIfIdle();
   }
@@ -412,7 +405,7 @@ void Pooler::BeginShutdown() {
   shutdown_started_ms_ = NowMs();
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   // Clients outside a transaction go now; the others when their transaction ends.
-  std::vector<ClientSession*> all(clients_.begin(), clients_.end());
+  std::vector<ClientSession*> all = clients_.Snapshot();
   for (ClientSession* c : all) {
     if (c->state() != ClientSession::State::kActive) c->Terminate("57P01", "pgtenant is shutting down");
   }

@@ -1,5 +1,5 @@
 // Pooler: the running proxy. Owns the loop's listener, signal and janitor handles, the current
-// config snapshot, the pools and the client sessions, and the cancel-key registry.
+// config snapshot, the pools and the client sessions (whose slots are also their cancel keys' pids).
 //
 // Config is a frozen snapshot (conf::ConfigPtr) swapped whole on reload; sessions read it
 // through config() and never keep references across callbacks.
@@ -13,14 +13,15 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "conf/config.h"
 #include "protocol/scram.h"
 #include "protocol/status.h"
 #include "metrics/metrics.h"
+#include "proxy/client_registry.h"
 #include "proxy/pool.h"
 #include "proxy/prepared_statements.h"
+#include "proxy/session_settings.h"
 #include "proxy/tls.h"
 #include "proxy/usage.h"
 #include "routing/routing_table.h"
@@ -60,16 +61,18 @@ class Pooler {
 
   Pool* FindPool(const std::string& name);
   const std::map<std::string, std::unique_ptr<Pool>>& pools() const { return pools_; }
-  const std::unordered_set<ClientSession*>& clients() const { return clients_; }
+  const ClientRegistry& clients() const { return clients_; }
+  // Shares identical startup settings between clients.
+  SettingsInterner& settings_interner() { return settings_interner_; }
 
   // SCRAM verifier for an auth user (derived once per config load); null if unknown.
   const protocol::ScramVerifier* VerifierFor(const std::string& user) const;
   // A random verifier for unknown users, so that their exchange fails only at the end.
   const protocol::ScramVerifier& DummyVerifier() const { return dummy_verifier_; }
 
-  // Cancel keys handed to clients as their BackendKeyData.
-  void RegisterCancelKey(ClientSession* client, int32_t* pid, int32_t* key);
-  void UnregisterCancelKey(int32_t pid);
+  // A client's BackendKeyData is its registry slot and this random key (never 0: 0 means the
+  // client has no key, before login and after it leaves).
+  static int32_t NewCancelKey();
   // Handles a CancelRequest that arrived on `requester`'s connection; closes it when done.
   void HandleCancelRequest(int32_t pid, int32_t key, ClientSession* requester);
 
@@ -123,9 +126,8 @@ class Pooler {
   protocol::ScramVerifier dummy_verifier_;
   std::map<std::string, std::unique_ptr<Pool>> pools_;
   std::map<std::string, std::unique_ptr<Pool>> retired_pools_;
-  std::unordered_set<ClientSession*> clients_;
-  std::unordered_map<int32_t, ClientSession*> cancel_keys_;
-  int32_t next_cancel_pid_ = 1;
+  ClientRegistry clients_;
+  SettingsInterner settings_interner_;
   uint64_t next_client_id_ = 1;
   uv_tcp_t listener_;
   uv_signal_t sigterm_, sigint_, sighup_;

@@ -34,20 +34,42 @@ std::string QuoteName(std::string_view name) {
 
 }  // namespace
 
+const SettingList SessionSettings::kNoSettings;
+
 void SessionSettings::Set(std::string_view name, std::string_view value) {
-  auto it = std::lower_bound(settings.begin(), settings.end(), name,
+  const std::string* current = Find(name);
+  if (current != nullptr && *current == value) return;  // keeps sharing the list
+  auto copy = list_ ? std::make_shared<SettingList>(*list_) : std::make_shared<SettingList>();
+  auto it = std::lower_bound(copy->begin(), copy->end(), name,
                              [](const auto& p, std::string_view n) { return p.first < n; });
-  if (it != settings.end() && it->first == name) {
+  if (it != copy->end() && it->first == name) {
     it->second = value;
   } else {
-    settings.emplace(it, std::string(name), std::string(value));
+    copy->emplace(it, std::string(name), std::string(value));
   }
+  list_ = std::move(copy);
 }
 
 const std::string* SessionSettings::Find(std::string_view name) const {
-  auto it = std::lower_bound(settings.begin(), settings.end(), name,
+  const SettingList& list = settings();
+  auto it = std::lower_bound(list.begin(), list.end(), name,
                              [](const auto& p, std::string_view n) { return p.first < n; });
-  return it != settings.end() && it->first == name ? &it->second : nullptr;
+  return it != list.end() && it->first == name ? &it->second : nullptr;
+}
+
+void SettingsInterner::Intern(SessionSettings* settings) {
+  if (!settings->list_ || settings->list_->empty()) {
+    settings->list_.reset();
+    return;
+  }
+  for (const auto& known : recent_) {
+    if (known && (known == settings->list_ || *known == *settings->list_)) {
+      settings->list_ = known;
+      return;
+    }
+  }
+  recent_[next_] = settings->list_;
+  next_ = (next_ + 1) % kRemembered;
 }
 
 bool IsValidSettingName(std::string_view name) {
@@ -68,13 +90,13 @@ bool IsValidSettingName(std::string_view name) {
 Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want,
                      std::string_view tenant_variable, bool trust_tenant) {
   Prelude out;
-  for (const auto& [name, value] : want.settings) {
+  for (const auto& [name, value] : want.settings()) {
     const std::string* cur = have.Find(name);
     if (cur == nullptr || *cur != value) {
       out.settings.push_back("SET " + QuoteName(name) + " TO " + routing::QuoteLiteral(value));
     }
   }
-  for (const auto& [name, value] : have.settings) {
+  for (const auto& [name, value] : have.settings()) {
     if (want.Find(name) == nullptr) out.settings.push_back("RESET " + QuoteName(name));
   }
   if (!trust_tenant || have.tenant_unknown || have.tenant != want.tenant) {

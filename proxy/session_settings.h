@@ -3,6 +3,8 @@
 // one into the other. Pure: no I/O.
 #pragma once
 
+#include <array>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,21 +13,52 @@
 
 namespace pgtenant::proxy {
 
-struct SessionSettings {
+// Startup and SET settings, sorted by name.
+using SettingList = std::vector<std::pair<std::string, std::string>>;
+
+class SettingsInterner;
+
+class SessionSettings {
+ public:
   // The tenant variable's value; nullopt = its default (never set, or RESET).
   std::optional<std::string> tenant;
   // The variable may hold anything: SQL that names it ran on this connection.
   bool tenant_unknown = false;
-  // Settings applied with SET, sorted by name.
-  std::vector<std::pair<std::string, std::string>> settings;
 
+  const SettingList& settings() const { return list_ ? *list_ : kNoSettings; }
   void Set(std::string_view name, std::string_view value);
   const std::string* Find(std::string_view name) const;
+  bool SameSettingsAs(const SessionSettings& other) const {
+    return list_ == other.list_ || settings() == other.settings();
+  }
+  // This session now has `other`'s settings (shares its list; costs no copy).
+  void TakeSettingsOf(const SessionSettings& other) { list_ = other.list_; }
   void Clear() {
     tenant.reset();
     tenant_unknown = false;
-    settings.clear();
+    list_.reset();
   }
+ private:
+  friend class SettingsInterner;
+  static const SettingList kNoSettings;
+  // Immutable once shared: Set() copies it first. Thousands of clients of one application send
+  // the same startup settings, and a server holding a client's settings shares that client's
+  // list, so most sessions point at one list and comparing two is a pointer comparison.
+  std::shared_ptr<const SettingList> list_;
+};
+
+// Remembers the most recent distinct setting lists so that a new client with the same startup
+// settings as an earlier one shares its list instead of holding a copy (an idle client's
+// settings would otherwise be ~100 bytes of its memory). Bounded: the oldest list is forgotten
+// (not freed: sessions still holding it keep it alive).
+class SettingsInterner {
+ public:
+  void Intern(SessionSettings* settings);
+
+ private:
+  static constexpr size_t kRemembered = 16;
+  std::array<std::shared_ptr<const SettingList>, kRemembered> recent_;
+  size_t next_ = 0;
 };
 
 // True when `name` is a valid (possibly dotted) configuration parameter name.

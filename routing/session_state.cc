@@ -53,14 +53,53 @@ bool StatementCreatesState(std::string_view sql, bool (*tracked_set)(std::string
   return TakesSessionAdvisoryLock(sql);
 }
 
+bool IsWordChar(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+
+// True when a statement of `sql` may begin with one of `words` as FirstWords reads it. Without
+// lexing, statements are taken to begin at the start of the text, after every ';' and after
+// every "*/" (a superset of the real beginnings: a ';' inside a literal counts too), and the
+// word is read after whitespace and '(' as FirstWords does. Line comments are not followed:
+// a text with "--" may begin with anything.
+bool AnyStatementMayBeginWith(std::string_view sql, std::initializer_list<std::string_view> words) {
+  if (sql.find("--") != std::string_view::npos) return true;
+  size_t at = 0;
+  while (at <= sql.size()) {
+    size_t begin = at;
+    while (begin < sql.size() && (std::isspace(static_cast<unsigned char>(sql[begin])) || sql[begin] == '(')) ++begin;
+    size_t end = begin;
+    while (end < sql.size() && IsWordChar(sql[end])) ++end;
+    const std::string_view word = sql.substr(begin, end - begin);
+    for (std::string_view w : words) {
+      if (EqualsIgnoreAsciiCase(word, w)) return true;
+    }
+    // The next possible beginning.
+    size_t next = end;
+    while (next < sql.size() && sql[next] != ';' && !(sql[next] == '*' && next + 1 < sql.size() && sql[next + 1] == '/')) {
+      ++next;
+    }
+    if (next >= sql.size()) return false;
+    at = next + (sql[next] == ';' ? 1 : 2);
+  }
+  return false;
+}
+
 }  // namespace
+
+bool MayCreateSessionState(std::string_view sql) {
+  // Every shape StatementCreatesState recognises begins a statement with one of these words,
+  // or names a temporary object, a WITH HOLD cursor or an advisory lock. UPDATE ... SET, in
+  // nearly every workload, is thereby not sent through the lexer.
+  return ContainsAnyIgnoreAsciiCase(sql, {"temp", "hold", "advisory_lock"}) ||
+         AnyStatementMayBeginWith(sql, {"prepare", "listen", "load", "do", "set"});
+}
 
 bool CreatesSessionState(std::string_view sql, std::string_view tenant_variable,
                          bool (*tracked_set)(std::string_view name)) {
-  // Cheap pre-check: every shape below contains one of these.
-  if (!ContainsAnyIgnoreAsciiCase(sql, {"temp", "listen", "prepare", "hold", "advisory_lock", "load", "set", "do"})) {
-    return false;
-  }
+  return MayCreateSessionState(sql) && StatementsCreateSessionState(sql, tenant_variable, tracked_set);
+}
+
+bool StatementsCreateSessionState(std::string_view sql, std::string_view tenant_variable,
+                                  bool (*tracked_set)(std::string_view name)) {
   // Every statement of a multi-statement query counts (BEGIN; CREATE TEMP TABLE ...).
   for (const ClassifiedStatement& st : ClassifyQuery(sql, tenant_variable)) {
     if (st.kind != StatementKind::kOther && st.kind != StatementKind::kBegin &&

@@ -16,4 +16,12 @@ namespace pgtenant::routing {
 bool CreatesSessionState(std::string_view sql, std::string_view tenant_variable,
                          bool (*tracked_set)(std::string_view name));
 
+// The two halves of CreatesSessionState, public so that tests and the fuzzer can check that
+// the first is a safe pre-check of the second (false => the second is false too).
+// MayCreateSessionState: a scan of the text, no lexing, no allocation; runs for every query.
+bool MayCreateSessionState(std::string_view sql);
+// StatementsCreateSessionState: lexes the text and looks at every statement.
+bool StatementsCreateSessionState(std::string_view sql, std::string_view tenant_variable,
+                                  bool (*tracked_set)(std::string_view name));
+
 }  // namespace pgtenant::routing

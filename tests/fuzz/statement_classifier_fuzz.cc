@@ -8,6 +8,7 @@
 // Invariants checked besides "no crash, no UB":
 //   * MightTouchTenant is a safe pre-check: when it is false, ClassifyQuery finds nothing but
 //     kOther, kBegin and kCommitOrRollback (the proxy skips the lexer on its word);
+//   * MayCreateSessionState is a safe pre-check of StatementsCreateSessionState in the same way;
 //   * statements lie inside the text, in order, and each one classifies the same on its own.
 #include <cstddef>
 #include <cstdint>
@@ -68,7 +69,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view sql(reinterpret_cast<const char*>(data + 1), size - 1);
 
   CheckClassification(sql, variable, options);
-  routing::CreatesSessionState(sql, variable, Tracked);
+  const bool creates = routing::StatementsCreateSessionState(sql, variable, Tracked);
+  if (!routing::MayCreateSessionState(sql)) FUZZ_CHECK(!creates);
+  FUZZ_CHECK(routing::CreatesSessionState(sql, variable, Tracked) == creates);
   routing::MayNeedOwnTransaction(sql);
   const std::string first = routing::FirstKeyword(sql);
   const std::vector<std::string> words = routing::FirstWords(sql, 3);

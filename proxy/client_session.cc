@@ -566,11 +566,11 @@ void ClientSession::SendPrelude(bool tenant_as_query) {
   const conf::Config& cfg = pooler_->config();
   bool trust = !retell_tenant_ && (server_->last_client_id() == 0 || server_->last_client_id() == id_);
   retell_tenant_ = false;
-  Prelude p = BuildPrelude(server_->settings(), wanted_, cfg.tenancy.variable, trust);
+  Prelude p = BuildPrelude(server_->settings(), wanted_, trust);
   LOG_DEBUG("client %llu on server %llu: have %s want %s trust %d -> %s", static_cast<unsigned long long>(id_),
             static_cast<unsigned long long>(server_->id()),
             server_->settings().tenant ? server_->settings().tenant->c_str() : "-",
-            wanted_.tenant ? wanted_.tenant->c_str() : "-", trust, p.tenant.c_str());
+            wanted_.tenant ? wanted_.tenant->c_str() : "-", trust, p.set_tenant ? "set tenant" : "-");
   server_->set_last_client_id(id_);
   if (p.empty()) return;
   std::string bytes;
@@ -581,12 +581,12 @@ void ClientSession::SendPrelude(bool tenant_as_query) {
     server_->NoteOwn(fe::kQuery);
     server_->settings().TakeSettingsOf(wanted_);
   }
-  if (!p.tenant.empty()) {
+  if (p.set_tenant) {
     std::optional<std::string> before = server_->settings().tenant;
     bool before_unknown = server_->settings().tenant_unknown;
     if (tenant_as_query) {
       // VACUUM and friends refuse to run in a pipeline: the tenant goes in its own Query.
-      protocol::AppendQuery(&bytes, p.tenant);
+      protocol::AppendQuery(&bytes, TenantSql(wanted_.tenant, cfg.tenancy.variable));
       server_->NoteOwn(fe::kQuery);
     } else {
       // Bind/Execute of pgtenant's statement, without Sync: it shares the implicit transaction

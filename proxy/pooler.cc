@@ -29,7 +29,10 @@ constexpr int kListenBacklog = 4096;
 constexpr int kScramIterations = 4096;
 }  // namespace
 
-uint64_t NowMs() { return uv_hrtime() / 1000000; }
+// The loop's cached clock (updated once per loop iteration): millisecond timeouts and ages do not
+// need a clock_gettime per message, which cost ~1% of the CPU under load. pgtenant runs one
+// loop, the default one.
+uint64_t NowMs() { return uv_now(uv_default_loop()); }
 
 namespace {
 std::string ReadFileText(const std::string& path) {

@@ -31,7 +31,7 @@ namespace pgtenant::proxy {
 
 class ClientSession;
 
-// Milliseconds on the loop's clock.
+// Milliseconds on the loop's clock (as of the current loop iteration).
 uint64_t NowMs();
 
 class Pooler {

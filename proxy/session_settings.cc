@@ -87,8 +87,7 @@ bool IsValidSettingName(std::string_view name) {
   return !part_start;
 }
 
-Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want,
-                     std::string_view tenant_variable, bool trust_tenant) {
+Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want, bool trust_tenant) {
   Prelude out;
   for (const auto& [name, value] : want.settings()) {
     const std::string* cur = have.Find(name);
@@ -99,11 +98,13 @@ Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want,
   for (const auto& [name, value] : have.settings()) {
     if (want.Find(name) == nullptr) out.settings.push_back("RESET " + QuoteName(name));
   }
-  if (!trust_tenant || have.tenant_unknown || have.tenant != want.tenant) {
-    out.tenant = want.tenant ? "SET " + QuoteName(tenant_variable) + " TO " + routing::QuoteLiteral(*want.tenant)
-                             : "RESET " + QuoteName(tenant_variable);
-  }
+  out.set_tenant = !trust_tenant || have.tenant_unknown || have.tenant != want.tenant;
   return out;
+}
+
+std::string TenantSql(const std::optional<std::string>& tenant, std::string_view tenant_variable) {
+  return tenant ? "SET " + QuoteName(tenant_variable) + " TO " + routing::QuoteLiteral(*tenant)
+                : "RESET " + QuoteName(tenant_variable);
 }
 
 }  // namespace pgtenant::proxy

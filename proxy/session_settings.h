@@ -65,7 +65,7 @@ class SettingsInterner {
 bool IsValidSettingName(std::string_view name);
 
 // What makes a server session holding `have` hold `want`: SQL statements for the settings
-// (one per element) and for the tenant variable (empty when nothing to do). They are kept
+// (one per element) and whether the tenant variable must be set (TenantSql). They are kept
 // apart because they are sent differently: settings in a transaction of their own (a rollback
 // of the client's transaction must not revert them, or the revert would be reported to the
 // client with another client's values); the tenant in the client's own first transaction, so
@@ -75,10 +75,11 @@ bool IsValidSettingName(std::string_view name);
 // set_config inside a function), so only the same client's own connection is trusted.
 struct Prelude {
   std::vector<std::string> settings;
-  std::string tenant;
-  bool empty() const { return settings.empty() && tenant.empty(); }
+  bool set_tenant = false;  // to want.tenant; a flag, not SQL: usually it goes as a Bind
+  bool empty() const { return settings.empty() && !set_tenant; }
 };
-Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want,
-                     std::string_view tenant_variable, bool trust_tenant);
+Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want, bool trust_tenant);
+// SQL that sets the tenant variable to `tenant`, or RESETs it for nullopt.
+std::string TenantSql(const std::optional<std::string>& tenant, std::string_view tenant_variable);
 
 }  // namespace pgtenant::proxy

@@ -159,10 +159,7 @@ ClientSession::Verdict ClientSession::InspectForTenancy(const protocol::Frame& f
     case fe::kClose:
       if (!local_) return Verdict::kForward;
       return InspectLocalReference(f, server_clean, replacement);
-    case fe::kSync:
-      if (local_) local_->portals.clear();  // portals end with their batch
-      return Verdict::kForward;
-    default:
+    default:  // Sync: HandleActive ends the batch's portals
       return Verdict::kForward;
   }
 }

@@ -505,7 +505,7 @@ void ServerSession::StartReset(bool rollback, bool discard) {
     ++reset_pending_;
     settings_.Clear();
     prepared_.clear();  // DISCARD ALL deallocates every statement
-    tenant_statement_ready_ = false;
+    ForgetTenantStatements();
   }
   stream_.Write(out);
   stream_.StartReading();

@@ -97,9 +97,12 @@ class ServerSession : public StreamHandler {
       cork_.clear();
     }
   }
-  // pgtenant's statement that sets the tenant variable is prepared on this connection.
-  bool tenant_statement_ready() const { return tenant_statement_ready_; }
-  void set_tenant_statement_ready(bool ready) { tenant_statement_ready_ = ready; }
+  // pgtenant's own statements that set and reset the tenant variable, prepared on this
+  // connection once each (DISCARD ALL and DEALLOCATE ALL drop them).
+  enum TenantStatement : uint8_t { kSetTenant = 1, kResetTenant = 2 };
+  bool tenant_statement_ready(TenantStatement s) const { return (tenant_statements_ready_ & s) != 0; }
+  void set_tenant_statement_ready(TenantStatement s) { tenant_statements_ready_ |= s; }
+  void ForgetTenantStatements() { tenant_statements_ready_ = 0; }
   // pgtenant answers a client message itself (ParseComplete of a statement this connection
   // already has); the answer reaches the client in the place Postgres would have put it.
   void AnswerForServer(char response_type);
@@ -179,7 +182,7 @@ class ServerSession : public StreamHandler {
   bool parked_ = false;  // transaction over, waiting for cancels in flight before reuse
   bool corked_ = false;
   std::string cork_;
-  bool tenant_statement_ready_ = false;
+  uint8_t tenant_statements_ready_ = 0;  // TenantStatement bits
   bool prelude_in_txn_ = false;
   bool txn_may_roll_back_ = false;
   std::optional<std::string> tenant_before_;

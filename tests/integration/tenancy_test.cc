@@ -784,6 +784,33 @@ TEST_P(TenancyTest, HiddenVariableChangeNeverReachesAnotherClient) {
   EXPECT_EQ(QueryValue(victim.get(), "select pg_backend_pid()"), pid) << "not the same server";
 }
 
+// A client without a tenant gets the variable RESET (pgtenant_reset_tenant), not set: the hidden
+// change of the client before it, and that client's own tenant, must be gone all the same, on
+// the simple and the extended protocol, and again after the statement was dropped by DISCARD.
+TEST_P(TenancyTest, HiddenVariableChangeNeverReachesAClientWithoutATenant) {
+  START_PROXY({}, /*shared_size=*/1);
+  PGconnPtr adversary = ConnectApp("options='-c app.tenant_id=t005'");
+  PGconnPtr bare = ConnectApp();
+  ASSERT_TRUE(adversary && bare);
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    EXPECT_EQ(QueryValue(adversary.get(), "select switch_tenant('t009')"), "t009");
+    if (Session()) adversary.reset();  // frees the only server connection
+    EXPECT_EQ(QueryValue(bare.get(), kObserve), kNoTenant);
+    const char* no_params[1] = {nullptr};
+    PGresultPtr r(PQexecParams(bare.get(), kObserve, 0, nullptr, no_params, nullptr, nullptr, 0));
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << ErrorMessage(r.get());
+    EXPECT_EQ(PQgetvalue(r.get(), 0, 0), std::string(kNoTenant));
+    if (Session()) return;
+    // The client before it was the tenanted one, and its own tenant is gone too.
+    EXPECT_EQ(QueryValue(adversary.get(), kObserve), Seen("t005"));
+    EXPECT_EQ(QueryValue(bare.get(), kObserve), kNoTenant);
+    if (round == 1) {
+      EXPECT_EQ(QueryValue(bare.get(), "DISCARD ALL"), "");
+    }
+  }
+}
+
 // pgtenant puts the tenant in place in the same implicit transaction as the client's first
 // statement. When that transaction is rolled back (its first statement fails, it is refused,
 // cancelled, or an explicit block ends in ROLLBACK) the client's tenant must still be in place

@@ -301,10 +301,12 @@ void AppendClose(std::string* out, char kind, std::string_view name) {
   w.Begin('C').PutByte(static_cast<uint8_t>(kind)).PutCString(name).Finish();
 }
 
-void AppendBindUnnamed(std::string* out) {
+void AppendBindUnnamed(std::string* out) { AppendBindNoParameters(out, ""); }
+
+void AppendBindNoParameters(std::string* out, std::string_view statement) {
   MessageWriter w(out);
-  // portal "", statement "", no parameter formats, no parameters, no result formats
-  w.Begin('B').PutCString("").PutCString("").PutInt16(0).PutInt16(0).PutInt16(0).Finish();
+  // portal "", no parameter formats, no parameters, no result formats
+  w.Begin('B').PutCString("").PutCString(statement).PutInt16(0).PutInt16(0).PutInt16(0).Finish();
 }
 
 void AppendExecuteUnnamed(std::string* out) {

@@ -133,6 +133,8 @@ void AppendParse(std::string* out, std::string_view sql);
 void AppendParse(std::string* out, std::string_view statement, std::string_view sql,
                  const std::vector<int32_t>& param_types);
 void AppendBindUnnamed(std::string* out);
+// Bind of the unnamed portal to a statement that takes no parameters.
+void AppendBindNoParameters(std::string* out, std::string_view statement);
 void AppendExecuteUnnamed(std::string* out);
 // Close of a statement ('S') or portal ('P'); closing one that does not exist is no error.
 void AppendClose(std::string* out, char kind, std::string_view name);

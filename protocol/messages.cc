@@ -301,6 +301,11 @@ void AppendClose(std::string* out, char kind, std::string_view name) {
   w.Begin('C').PutByte(static_cast<uint8_t>(kind)).PutCString(name).Finish();
 }
 
+void AppendDescribe(std::string* out, char kind, std::string_view name) {
+  MessageWriter w(out);
+  w.Begin('D').PutByte(static_cast<uint8_t>(kind)).PutCString(name).Finish();
+}
+
 void AppendBindUnnamed(std::string* out) { AppendBindNoParameters(out, ""); }
 
 void AppendBindNoParameters(std::string* out, std::string_view statement) {

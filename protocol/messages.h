@@ -138,5 +138,7 @@ void AppendBindNoParameters(std::string* out, std::string_view statement);
 void AppendExecuteUnnamed(std::string* out);
 // Close of a statement ('S') or portal ('P'); closing one that does not exist is no error.
 void AppendClose(std::string* out, char kind, std::string_view name);
+// Describe of a statement ('S') or portal ('P').
+void AppendDescribe(std::string* out, char kind, std::string_view name);
 
 }  // namespace pgtenant::protocol

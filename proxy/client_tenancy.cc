@@ -510,7 +510,29 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
     auto it = loc.portals.find(target.name);
     if (it != loc.portals.end()) stmt = it->second.statement;
   }
-  if (stmt == nullptr || !server_clean || stmt->kind < 0) return Verdict::kForward;
+  if (stmt == nullptr || stmt->kind < 0) return Verdict::kForward;
+  if (!server_clean) {
+    // Behind work of the client's that the server has not answered yet: pgtenant cannot answer
+    // in its turn, so the server does, for the statement pgtenant keeps. A Close is forwarded
+    // (closing what the server does not have is no error) and the statement forgotten here.
+    if (f.type == fe::kClose) {
+      if (target.kind == 'S') {
+        loc.statements.erase(std::string(target.name));
+      } else {
+        loc.portals.erase(std::string(target.name));
+      }
+      return Verdict::kForward;
+    }
+    if (target.kind != 'S') return Verdict::kForward;
+    // A Describe of it is answered by the server from the same text prepared under pgtenant's
+    // name (it would otherwise answer 26000: the client's name never reached it).
+    protocol::AppendClose(replacement, 'S', kServerRunStatement);
+    server_->NoteOwn(fe::kClose);
+    protocol::AppendParse(replacement, kServerRunStatement, stmt->query, stmt->param_types);
+    server_->NoteOwn(fe::kParse);
+    protocol::AppendDescribe(replacement, 'S', kServerRunStatement);
+    return Verdict::kReplaced;
+  }
   if (f.type == fe::kClose) {
     if (target.kind == 'S') {
       loc.statements.erase(std::string(target.name));

@@ -347,6 +347,43 @@ TEST_P(TenancyTest, TenantSetBehindAClosedStatementInTheSameBatch) {
   }
 }
 
+// A Describe (and a Close) of a tenant statement pgtenant keeps for the client, sent behind
+// statements the server has not answered yet: the server never saw the client's name, so it
+// must not be asked about it (it answered 26000 "prepared statement does not exist").
+TEST_P(TenancyTest, DescribeOfAKeptTenantStatementBehindUnansweredWork) {
+  START_PROXY();
+  RawClient raw;
+  RawClient::Outcome login = RawLogin(&raw, {{"user", "app"}, {"options", "-c app.tenant_id=t001"}});
+  ASSERT_TRUE(login.ok) << login.sqlstate << " " << login.message << ProxyLog();
+  std::string prepare;
+  protocol::AppendParse(&prepare, "s_set", "select set_config('app.tenant_id', $1, false)", {25});
+  protocol::AppendParse(&prepare, "s_reset", "RESET app.tenant_id", {});
+  protocol::AppendSync(&prepare);
+  ASSERT_EQ(raw.Exchange(prepare), "11Z");
+  std::string batch;
+  protocol::AppendParse(&batch, "", "SELECT 1", {});
+  protocol::AppendBindUnnamed(&batch);
+  protocol::AppendExecuteUnnamed(&batch);
+  protocol::AppendDescribe(&batch, 'S', "s_set");    // ParameterDescription + RowDescription
+  protocol::AppendDescribe(&batch, 'S', "s_reset");  // ParameterDescription + NoData
+  protocol::AppendClose(&batch, 'S', "s_reset");
+  protocol::AppendSync(&batch);
+  EXPECT_EQ(raw.Exchange(batch), "12DCtTtn3Z") << ProxyLog();
+  // The set statement is still the client's and still does its job; the closed one is gone.
+  std::string use;
+  protocol::MessageWriter w(&use);
+  w.Begin('B').PutCString("").PutCString("s_set").PutInt16(0).PutInt16(1).PutInt32(4).PutBytes("t002").PutInt16(0);
+  w.Finish();
+  protocol::AppendExecuteUnnamed(&use);
+  protocol::AppendSync(&use);
+  EXPECT_EQ(raw.Exchange(use), "2DCZ");
+  EXPECT_EQ(raw.Query(kObserve), Seen("t002"));
+  std::string closed;
+  protocol::AppendBindNoParameters(&closed, "s_reset");
+  protocol::AppendSync(&closed);
+  EXPECT_EQ(raw.Exchange(closed), "E:26000Z");  // closed on the server side too
+}
+
 TEST_P(TenancyTest, SourceOptionsDashC) {
   START_PROXY();
   PGconnPtr c = ConnectApp("options='-c app.tenant_id=t001'");

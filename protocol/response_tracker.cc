@@ -101,17 +101,6 @@ ResponseTracker::Action ResponseTracker::OnBackend(char type, std::string* due,
   return action;
 }
 
-std::string ResponseTracker::Describe() const {
-  std::string out;
-  for (const Slot& s : slots_) {
-    out += s.kind;
-    out += s.origin == Origin::kClient ? 'c' : s.origin == Origin::kPgtenant ? 'p' : 's';
-    out += ' ';
-  }
-  out += "unsynced=" + std::to_string(unsynced_);
-  return out;
-}
-
 void ResponseTracker::Clear() {
   skipping_ = false;
   skipped_tags_.clear();

@@ -47,8 +47,6 @@ class ResponseTracker {
   // Query). Messages pgtenant answered itself (Synthetic) do not count.
   bool extended_open() const { return unsynced_ > 0; }
   void Clear();
-  // The pending slots, for debugging: kind and origin letter (c, p, s) each.
-  std::string Describe() const;
 
  private:
   struct Slot {

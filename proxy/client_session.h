@@ -23,6 +23,7 @@
 
 #include "conf/config.h"
 #include "protocol/frame_decoder.h"
+#include "protocol/messages.h"
 #include "protocol/scram.h"
 #include "proxy/pool.h"
 #include "proxy/prepared_statements.h"
@@ -171,6 +172,9 @@ class ClientSession : public StreamHandler {
     std::string value;
     int param_index = 0;
   };
+  // The tenant a Bind of `statement` names: its literal value or the bound parameter
+  // (nullopt for a RESET, a NULL or a missing parameter).
+  static std::optional<std::string> BoundTenant(const LocalStatement& statement, const protocol::BindMessage& bind);
   struct LocalPortal {
     const LocalStatement* statement = nullptr;
     std::optional<std::string> value;

@@ -373,6 +373,15 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
   return Verdict::kAnswered;
 }
 
+std::optional<std::string> ClientSession::BoundTenant(const LocalStatement& statement,
+                                                      const protocol::BindMessage& bind) {
+  if (static_cast<StatementKind>(statement.kind) == StatementKind::kResetTenant) return std::nullopt;
+  const int n = statement.param_index;
+  if (n == 0) return statement.value;
+  if (n > static_cast<int>(bind.params.size()) || !bind.params[n - 1]) return std::nullopt;
+  return std::string(*bind.params[n - 1]);
+}
+
 ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Frame& f, bool server_clean,
                                                             std::string* replacement) {
   LocalState& loc = *local_;
@@ -414,15 +423,9 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       // first so that it can be prepared again). Outside a transaction block, to a tenant of
       // the pool in use, the change is the client's from now on, as on Postgres; inside a
       // block, or towards another pool, it is refused as the simple protocol refuses it.
-      std::optional<std::string> target;
-      int n = it->second.param_index;
-      if (static_cast<StatementKind>(it->second.kind) == StatementKind::kResetTenant) {
-        target = startup_tenant_;
-      } else if (n > 0) {
-        if (n <= static_cast<int>(bind.params.size()) && bind.params[n - 1]) target = std::string(*bind.params[n - 1]);
-      } else {
-        target = it->second.value;
-      }
+      std::optional<std::string> target = static_cast<StatementKind>(it->second.kind) == StatementKind::kResetTenant
+                                              ? startup_tenant_
+                                              : BoundTenant(it->second, bind);
       Status refusal;
       if (target != wanted_.tenant) {
         const conf::Config& cfg = pooler_->config();
@@ -456,18 +459,14 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
     }
     LocalPortal portal;
     portal.statement = &it->second;
-    int n = it->second.param_index;
-    if (n > 0) {
-      if (n > static_cast<int>(bind.params.size())) {
-        AnswerError(Status::ProtocolViolation("bind message supplies " + std::to_string(bind.params.size()) +
-                                              " parameters, but prepared statement requires " + std::to_string(n)),
-                    false);
-        return Verdict::kAnswered;
-      }
-      if (bind.params[n - 1]) portal.value = std::string(*bind.params[n - 1]);
-    } else if (static_cast<StatementKind>(it->second.kind) != StatementKind::kResetTenant) {
-      portal.value = it->second.value;
+    const int n = it->second.param_index;
+    if (n > static_cast<int>(bind.params.size())) {
+      AnswerError(Status::ProtocolViolation("bind message supplies " + std::to_string(bind.params.size()) +
+                                            " parameters, but prepared statement requires " + std::to_string(n)),
+                  false);
+      return Verdict::kAnswered;
     }
+    portal.value = BoundTenant(it->second, bind);
     loc.portals[std::string(bind.portal)] = portal;
     protocol::AppendBindComplete(&out);
     stream_.Write(out);

@@ -11,6 +11,7 @@
 #include "proxy/log.h"
 #include "proxy/pooler.h"
 #include "proxy/server_session.h"
+#include "routing/injection.h"
 #include "routing/tenant_source.h"
 #include "routing/session_state.h"
 #include "routing/transaction_rules.h"
@@ -55,12 +56,7 @@ constexpr const char* kTenantStatement = "pgtenant_set_tenant";
 constexpr const char* kResetTenantStatement = "pgtenant_reset_tenant";
 
 std::string TenantStatementSql(const std::string& variable) {
-  std::string quoted;
-  for (char c : variable) {
-    if (c == '\'') quoted += '\'';
-    quoted += c;
-  }
-  return "SELECT pg_catalog.set_config('" + quoted + "', $1, false)";
+  return "SELECT pg_catalog.set_config(" + routing::QuoteLiteral(variable) + ", $1, false)";
 }
 
 void AppendBindTenant(std::string* out, std::string_view tenant) {

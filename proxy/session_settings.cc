@@ -103,8 +103,7 @@ Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want, b
 }
 
 std::string TenantSql(const std::optional<std::string>& tenant, std::string_view tenant_variable) {
-  return tenant ? "SET " + QuoteName(tenant_variable) + " TO " + routing::QuoteLiteral(*tenant)
-                : "RESET " + QuoteName(tenant_variable);
+  return tenant ? routing::BuildSetTenantSql(tenant_variable, *tenant) : routing::BuildResetTenantSql(tenant_variable);
 }
 
 }  // namespace pgtenant::proxy

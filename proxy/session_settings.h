@@ -79,7 +79,8 @@ struct Prelude {
   bool empty() const { return settings.empty() && !set_tenant; }
 };
 Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want, bool trust_tenant);
-// SQL that sets the tenant variable to `tenant`, or RESETs it for nullopt.
+// SQL that sets the tenant variable to `tenant`, or RESETs it for nullopt (routing/injection.h
+// quotes both).
 std::string TenantSql(const std::optional<std::string>& tenant, std::string_view tenant_variable);
 
 }  // namespace pgtenant::proxy

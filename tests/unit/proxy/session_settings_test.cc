@@ -92,8 +92,8 @@ TEST(BuildPreludeTest, SetsWhatDiffersAndResetsWhatTheClientDoesNotHave) {
   EXPECT_EQ(p.settings[0], "SET \"application_name\" TO 'new'");
   EXPECT_EQ(p.settings[1], "RESET \"search_path\"");
   EXPECT_TRUE(p.set_tenant);
-  EXPECT_EQ(TenantSql(want.tenant, "app.tenant_id"), "SET \"app\".\"tenant_id\" TO 't2'");
-  EXPECT_EQ(TenantSql(std::nullopt, "App.Tenant_ID"), "RESET \"app\".\"tenant_id\"");
+  EXPECT_EQ(TenantSql(want.tenant, "app.tenant_id"), "SET app.tenant_id = 't2'");
+  EXPECT_EQ(TenantSql(std::nullopt, "App.Tenant_ID"), "RESET \"App\".\"Tenant_ID\"");
   have.TakeSettingsOf(want);
   have.tenant = want.tenant;
   EXPECT_TRUE(BuildPrelude(have, want, true).empty());

@@ -1,6 +1,7 @@
 // Pool: the server connections of one configured backend (product.md section 2 `pools`), the
-// clients waiting for one, and the rule that hands a released server straight to the longest
-// waiter. At most `size` server connections exist (connected or connecting).
+// clients waiting for one, and the rule that hands a released server to the longest waiter
+// (at the end of the loop iteration that released it, see Release). At most `size` server
+// connections exist (connected or connecting).
 //
 // Loop-affine. The pool owns its ServerSessions (they free themselves after their handle
 // closes and then call OnServerGone). It never owns clients: a waiting client is only linked.
@@ -55,6 +56,9 @@ class Pool {
 
   // REQUIRES: server is clean (ReadyForQuery idle, nothing outstanding) and unlinked.
   void Release(ServerSession* server);
+  // Hands idle servers to waiters, longest waiter first, and opens connections for the rest
+  // if the pool may grow.
+  void ServeWaiters();
   // Callbacks from ServerSession.
   void OnServerLoggedIn(ServerSession* server, const ParamList& params);
   void OnServerConnectFailed(ServerSession* server, const std::string& reason);
@@ -89,7 +93,6 @@ class Pool {
   void OpenServer();
   void HandOver(ServerSession* server, ClientSession* client);
   void FailWaiters(const std::string& sqlstate, const std::string& message);
-  void ServeWaiters();
 
   Pooler* pooler_;
   conf::Pool config_;

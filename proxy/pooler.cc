@@ -6,6 +6,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <sstream>
@@ -165,10 +166,37 @@ Status Pooler::Start() {
   uv_signal_start(&sighup_, OnSignal, SIGHUP);
   uv_timer_init(loop_, &janitor_);
   janitor_.data = this;
+  uv_check_init(loop_, &hand_over_check_);
+  hand_over_check_.data = this;
+  hand_over_ready_ = true;
   uv_timer_start(&janitor_, OnJanitor, kJanitorIntervalMs, kJanitorIntervalMs);
   StartConfigWatch();
   LOG_INFO("pgtenant listening on %s:%d with %zu pool(s)", l.host.c_str(), l.port, pools_.size());
   return Status::Ok();
+}
+
+void Pooler::ScheduleHandOver(Pool* pool) {
+  if (!hand_over_ready_) {  // not started, or stopped: nothing will run after this iteration
+    pool->ServeWaiters();
+    return;
+  }
+  if (std::find(hand_over_pools_.begin(), hand_over_pools_.end(), pool) != hand_over_pools_.end()) return;
+  if (hand_over_pools_.empty()) uv_check_start(&hand_over_check_, OnLoopIterationEnd);
+  hand_over_pools_.push_back(pool);
+}
+
+void Pooler::UnscheduleHandOver(Pool* pool) {
+  hand_over_pools_.erase(std::remove(hand_over_pools_.begin(), hand_over_pools_.end(), pool), hand_over_pools_.end());
+}
+
+void Pooler::OnLoopIterationEnd(uv_check_t* check) {
+  auto* self = static_cast<Pooler*>(check->data);
+  std::vector<Pool*> pools;
+  pools.swap(self->hand_over_pools_);
+  uv_check_stop(check);
+  // A hand-over may release another server (a client that leaves at once): that schedules its
+  // pool again, for the next iteration.
+  for (Pool* pool : pools) pool->ServeWaiters();
 }
 
 Pool* Pooler::FindPool(const std::string& name) {
@@ -422,6 +450,9 @@ void Pooler::FinishShutdownIfIdle() {
   for (auto& [name, pool] : retired_pools_) pool->CloseIdleServers();
   uv_timer_stop(&janitor_);
   uv_close(reinterpret_cast<uv_handle_t*>(&janitor_), nullptr);
+  hand_over_pools_.clear();
+  hand_over_ready_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&hand_over_check_), nullptr);
   for (auto* sig : {&sigterm_, &sigint_, &sighup_}) uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);
   if (config_watching_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&config_watch_), nullptr);

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "conf/config.h"
 #include "protocol/scram.h"
@@ -104,10 +105,16 @@ class Pooler {
   void BeginShutdown();
   bool shutting_down() const { return shutting_down_; }
 
+  // Released servers reach the pool's waiters at the end of the current loop iteration, all
+  // of them together (see Pool::Release for why). A pool about to be freed must Unschedule.
+  void ScheduleHandOver(Pool* pool);
+  void UnscheduleHandOver(Pool* pool);
+
  private:
   static void OnConnection(uv_stream_t* server, int status);
   static void OnSignal(uv_signal_t* handle, int signum);
   static void OnJanitor(uv_timer_t* timer);
+  static void OnLoopIterationEnd(uv_check_t* check);
   void Maintain();
   void TrimMemoryAfterBurst();
   void ApplyConfig(conf::ConfigPtr config);
@@ -132,6 +139,9 @@ class Pooler {
   uv_tcp_t listener_;
   uv_signal_t sigterm_, sigint_, sighup_;
   uv_timer_t janitor_;
+  uv_check_t hand_over_check_;          // runs after each poll while pools are scheduled
+  std::vector<Pool*> hand_over_pools_;  // pools with released servers and waiters
+  bool hand_over_ready_ = false;        // hand_over_check_ is initialized and not closed
   bool shutting_down_ = false;
   bool stopped_ = false;
   uint64_t shutdown_started_ms_ = 0;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "integration/harness.h"
+#include "integration/ops_util.h"
 
 namespace pgtenant::testing {
 namespace {
@@ -260,6 +261,48 @@ TEST_F(CorePoolingTest, TransactionModeMultiplexesClientsOntoPool) {
   EXPECT_GE(pids.size(), 1u);
   EXPECT_LE(pids.size(), 2u) << "more backends than the pool size: not pooled";
   for (auto& c : conns) EXPECT_EQ(PQstatus(c.get()), CONNECTION_OK);
+}
+
+// Pool of one, held in a transaction while five clients queue one after another: when it is
+// released (handed over at the end of that loop iteration) they run in the order they came.
+// Each one's txid_current() is taken when its statement runs, so the ids show the order.
+TEST_F(CorePoolingTest, WaitersGetTheServerInArrivalOrder) {
+  ProxyConfigOptions options;
+  options.shared_size = 1;
+  PGT_START_TARGET(options, kProxyOnly);
+  PGconnPtr holder = Connect(ClientConnInfo(TenantOption(1)));
+  ASSERT_TRUE(holder) << LastConnectError() << ProxyLog();
+  ASSERT_EQ(QueryValue(holder.get(), "BEGIN"), "");
+  ASSERT_NE(QueryValue(holder.get(), "select txid_current()"), "");
+  PGconnPtr admin = Connect(ops::AdminConnInfo(TargetPort()));
+  ASSERT_TRUE(admin) << LastConnectError() << ProxyLog();
+  constexpr int kWaiters = 5;
+  std::vector<PGconnPtr> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    waiters.push_back(Connect(ClientConnInfo(TenantOption(2 + i))));
+    ASSERT_TRUE(waiters.back()) << LastConnectError() << ProxyLog();
+    ASSERT_EQ(PQsendQuery(waiters.back().get(), "select txid_current()"), 1);
+    // The next one sends only once this one is queued (bounded: 200 polls of 10 ms).
+    long long queued = -1;
+    for (int poll = 0; poll < 200 && queued != i + 1; ++poll) {
+      ops::Table pools = ops::RunAdmin(admin.get(), "SHOW POOLS");
+      ASSERT_TRUE(pools.ok()) << pools.error;
+      queued = ops::AsInt(pools.Where("database", "shared").at(0), "cl_waiting");
+      if (queued != i + 1) std::this_thread::sleep_for(milliseconds(10));
+    }
+    ASSERT_EQ(queued, i + 1) << ProxyLog();
+  }
+  ASSERT_EQ(QueryValue(holder.get(), "COMMIT"), "");
+  long long previous = 0;
+  for (int i = 0; i < kWaiters; ++i) {
+    PGresultPtr r(PQgetResult(waiters[i].get()));
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQerrorMessage(waiters[i].get());
+    long long txid = atoll(PQgetvalue(r.get(), 0, 0));
+    EXPECT_GT(txid, previous) << "waiter " << i << " ran before an earlier one";
+    previous = txid;
+    while (PGresultPtr rest{PQgetResult(waiters[i].get())}) {
+    }
+  }
 }
 
 // Tests that stop the backend restart it afterwards whatever happened, so the rest of the run

@@ -689,12 +689,18 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
     } else if (type == fe::kQuery || type == fe::kParse ||
         (local_ != nullptr && (type == fe::kBind || type == fe::kDescribe || type == fe::kExecute ||
                                type == fe::kClose))) {
-      if (copying) {
-        // Anything pgtenant writes to the client must come after what is already on its way.
-        FlushBatch(&batch);
-      } else if (pos > run_start) {
-        server_->ForwardRaw(data.subspan(run_start, pos - run_start));
-        run_start = pos;
+      if (was_clean) {
+        // The inspection may answer the client itself or give the server back, so what came
+        // before goes out now. Only on a clean server: behind unanswered work (a pipeline of
+        // several statements before one Sync) it does neither, since its answers take their
+        // turn through the response tracker and pool changes wait for a clean server, so the
+        // run goes on and the pipeline reaches the server in one write.
+        if (copying) {
+          FlushBatch(&batch);
+        } else if (pos > run_start) {
+          server_->ForwardRaw(data.subspan(run_start, pos - run_start));
+          run_start = pos;
+        }
       }
       if (skip_inspection) {
         // HandleIdle looked at this very frame before asking for the server: kForward.

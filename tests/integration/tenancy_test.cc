@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -382,6 +384,65 @@ TEST_P(TenancyTest, DescribeOfAKeptTenantStatementBehindUnansweredWork) {
   protocol::AppendBindNoParameters(&closed, "s_reset");
   protocol::AppendSync(&closed);
   EXPECT_EQ(raw.Exchange(closed), "E:26000Z");  // closed on the server side too
+}
+
+// Write system calls the proxy made so far (/proc/PID/io), to count what a batch cost it.
+long long ProxyWriteCalls(pid_t pid) {
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/io").c_str(), "r");
+  if (f == nullptr) return -1;
+  char line[128];
+  long long n = -1;
+  while (fgets(line, sizeof line, f) != nullptr) {
+    if (strncmp(line, "syscw:", 6) == 0) n = atoll(line + 6);
+  }
+  fclose(f);
+  return n;
+}
+
+// A pipeline of several statements before one Sync, sent while the client holds its server (in
+// a transaction block): it reaches the server in one write, answers in order, and a tenant
+// change inside it (SET LOCAL through set_config, behind the unanswered statements) still
+// takes effect for the rest of the transaction only.
+TEST_P(TenancyTest, PipelineInsideATransactionGoesOutInOneWrite) {
+  START_PROXY();
+  RawClient raw;
+  RawClient::Outcome login = RawLogin(&raw, {{"user", "app"}, {"options", "-c app.tenant_id=t001"}});
+  ASSERT_TRUE(login.ok) << login.sqlstate << " " << login.message << ProxyLog();
+  std::string begin;
+  protocol::AppendQuery(&begin, "BEGIN");
+  ASSERT_EQ(raw.Exchange(begin), "CZ");
+  std::string pipeline;
+  for (int i = 0; i < 5; ++i) {
+    protocol::AppendParse(&pipeline, "", "SELECT " + std::to_string(i), {});
+    protocol::AppendBindUnnamed(&pipeline);
+    protocol::AppendExecuteUnnamed(&pipeline);
+  }
+  protocol::AppendSync(&pipeline);
+  long long before = ProxyWriteCalls(proxy_->pid());
+  ASSERT_GE(before, 0);
+  ASSERT_EQ(raw.Exchange(pipeline), "12DC12DC12DC12DC12DCZ");
+  long long writes = ProxyWriteCalls(proxy_->pid()) - before;
+  // One write to the server and the answers to the client (one write, two if the server's
+  // answers arrived in two reads); one write per statement would be six or more.
+  EXPECT_LE(writes, 3) << "writes for a five-statement pipeline";
+
+  std::string with_tenant;
+  protocol::AppendParse(&with_tenant, "", "SELECT 1", {});
+  protocol::AppendBindUnnamed(&with_tenant);
+  protocol::AppendExecuteUnnamed(&with_tenant);
+  protocol::AppendParse(&with_tenant, "", "select set_config('app.tenant_id', 't002', true)", {});
+  protocol::AppendBindUnnamed(&with_tenant);
+  protocol::AppendExecuteUnnamed(&with_tenant);
+  protocol::AppendParse(&with_tenant, "", "SELECT 2", {});
+  protocol::AppendBindUnnamed(&with_tenant);
+  protocol::AppendExecuteUnnamed(&with_tenant);
+  protocol::AppendSync(&with_tenant);
+  EXPECT_EQ(raw.Exchange(with_tenant), "12DC12DC12DCZ") << ProxyLog();
+  EXPECT_EQ(raw.Query(kObserve), Seen("t002"));
+  std::string commit;
+  protocol::AppendQuery(&commit, "COMMIT");
+  EXPECT_EQ(raw.Exchange(commit), "CZ");
+  EXPECT_EQ(raw.Query(kObserve), Seen("t001"));
 }
 
 TEST_P(TenancyTest, SourceOptionsDashC) {

@@ -130,7 +130,7 @@ void Pool::Release(ServerSession* server) {
   // each one inside the callback that released it: the waiters' statements then reach their
   // backends in one burst and the answers come back in bursts, so pgbench-like clients and
   // the backends each wake once for several transactions. Handing over inline spread the
-  // work evenly and cost the peers about 4 µs of CPU per transaction more (docs/benchmarks.md).
+  // work evenly and cost pgbench 4-8 µs more CPU per transaction (docs/benchmarks.md).
   if (!paused_ && !waiting_.empty()) pooler_->ScheduleHandOver(this);
 }
 

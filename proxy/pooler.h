@@ -131,6 +131,11 @@ class Pooler {
   std::unordered_map<std::string, protocol::ScramVerifier> verifiers_;
   TlsContexts tls_;
   protocol::ScramVerifier dummy_verifier_;
+  // Pools with released servers and waiters (ScheduleHandOver). Declared before the pools, so
+  // that it outlives them: a Pool's destructor takes itself off this list.
+  std::vector<Pool*> hand_over_pools_;
+  uv_check_t hand_over_check_;    // runs after each poll while pools are scheduled
+  bool hand_over_ready_ = false;  // hand_over_check_ is initialized and not closed
   std::map<std::string, std::unique_ptr<Pool>> pools_;
   std::map<std::string, std::unique_ptr<Pool>> retired_pools_;
   ClientRegistry clients_;
@@ -139,9 +144,6 @@ class Pooler {
   uv_tcp_t listener_;
   uv_signal_t sigterm_, sigint_, sighup_;
   uv_timer_t janitor_;
-  uv_check_t hand_over_check_;          // runs after each poll while pools are scheduled
-  std::vector<Pool*> hand_over_pools_;  // pools with released servers and waiters
-  bool hand_over_ready_ = false;        // hand_over_check_ is initialized and not closed
   bool shutting_down_ = false;
   bool stopped_ = false;
   uint64_t shutdown_started_ms_ = 0;

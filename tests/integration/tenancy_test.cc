@@ -266,6 +266,12 @@ class TenancyTest : public IntegrationTest, public ::testing::WithParamInterface
     return client->Login(TargetPort(), params, password);
   }
 
+  // A raw login as app with tenant t001 from the startup options; fails the test otherwise.
+  void RawLoginAsT001(RawClient* client) {
+    RawClient::Outcome login = RawLogin(client, {{"user", "app"}, {"options", "-c app.tenant_id=t001"}});
+    ASSERT_TRUE(login.ok) << login.sqlstate << " " << login.message << ProxyLog();
+  }
+
   // Expects the libpq login with `conninfo` to be refused with a message naming `named`.
   void ExpectLoginRefused(const std::string& conninfo, const std::string& named) {
     std::string error;
@@ -321,8 +327,7 @@ TEST_P(TenancyTest, SourceParameterNamesTheTenant) {
 TEST_P(TenancyTest, TenantSetBehindAClosedStatementInTheSameBatch) {
   START_PROXY();
   RawClient raw;
-  RawClient::Outcome login = RawLogin(&raw, {{"user", "app"}, {"options", "-c app.tenant_id=t001"}});
-  ASSERT_TRUE(login.ok) << login.sqlstate << " " << login.message << ProxyLog();
+  ASSERT_NO_FATAL_FAILURE(RawLoginAsT001(&raw));
   std::string prepare;
   protocol::AppendParse(&prepare, "s_other", "SELECT 1", {});
   protocol::AppendParse(&prepare, "s_set", "select set_config('app.tenant_id', $1, false)", {25});
@@ -355,8 +360,7 @@ TEST_P(TenancyTest, TenantSetBehindAClosedStatementInTheSameBatch) {
 TEST_P(TenancyTest, DescribeOfAKeptTenantStatementBehindUnansweredWork) {
   START_PROXY();
   RawClient raw;
-  RawClient::Outcome login = RawLogin(&raw, {{"user", "app"}, {"options", "-c app.tenant_id=t001"}});
-  ASSERT_TRUE(login.ok) << login.sqlstate << " " << login.message << ProxyLog();
+  ASSERT_NO_FATAL_FAILURE(RawLoginAsT001(&raw));
   std::string prepare;
   protocol::AppendParse(&prepare, "s_set", "select set_config('app.tenant_id', $1, false)", {25});
   protocol::AppendParse(&prepare, "s_reset", "RESET app.tenant_id", {});
@@ -406,8 +410,7 @@ long long ProxyWriteCalls(pid_t pid) {
 TEST_P(TenancyTest, PipelineInsideATransactionGoesOutInOneWrite) {
   START_PROXY();
   RawClient raw;
-  RawClient::Outcome login = RawLogin(&raw, {{"user", "app"}, {"options", "-c app.tenant_id=t001"}});
-  ASSERT_TRUE(login.ok) << login.sqlstate << " " << login.message << ProxyLog();
+  ASSERT_NO_FATAL_FAILURE(RawLoginAsT001(&raw));
   std::string begin;
   protocol::AppendQuery(&begin, "BEGIN");
   ASSERT_EQ(raw.Exchange(begin), "CZ");

@@ -32,6 +32,12 @@ std::string QuoteName(std::string_view name) {
   return out;
 }
 
+std::string LowerName(std::string_view name) {
+  std::string out(name);
+  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return out;
+}
+
 }  // namespace
 
 const SettingList SessionSettings::kNoSettings;
@@ -92,7 +98,11 @@ Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want, b
   for (const auto& [name, value] : want.settings()) {
     const std::string* cur = have.Find(name);
     if (cur == nullptr || *cur != value) {
-      out.settings.push_back("SET " + QuoteName(name) + " TO " + routing::QuoteLiteral(value));
+      // set_config, not SET: it takes the value as one string and parses it as the server
+      // parses a startup parameter, so a list keeps its elements (`search_path` given at startup
+      // as "app,public"), where `SET search_path TO 'app,public'` names one schema "app,public".
+      out.settings.push_back("SELECT pg_catalog.set_config(" + routing::QuoteLiteral(LowerName(name)) + ", " +
+                             routing::QuoteLiteral(value) + ", false)");
     }
   }
   for (const auto& [name, value] : have.settings()) {

@@ -305,6 +305,27 @@ TEST_F(CorePoolingTest, WaitersGetTheServerInArrivalOrder) {
   }
 }
 
+// Settings a client gives at startup follow it to the server connection it is given, read as
+// the server reads a startup setting: a list stays a list (search_path "pg_catalog,public" is
+// two schemas, not one schema of that name). Pool of one, so the connection another client
+// used in between gets them again; that client keeps the defaults.
+TEST_F(CorePoolingTest, StartupSettingsFollowTheClientAsTheServerReadsThem) {
+  ProxyConfigOptions options;
+  options.shared_size = 1;
+  PGT_START_TARGET(options, kDirectOk);
+  PGconnPtr plain = Connect(ClientConnInfo(TenantOption(1)));
+  ASSERT_TRUE(plain) << LastConnectError() << ProxyLog();
+  const std::string kDefaults = QueryValue(plain.get(), "select current_schemas(false)::text || ' ' || current_setting('extra_float_digits')");
+  ASSERT_EQ(kDefaults, "{public} 1");
+  PGconnPtr with = Connect(ClientConnInfo("options='-c app.tenant_id=t002 -c search_path=pg_catalog,public -c extra_float_digits=2'"));
+  ASSERT_TRUE(with) << LastConnectError() << ProxyLog();
+  const char* kProbe = "select current_schemas(false)::text || ' ' || current_setting('extra_float_digits')";
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(QueryValue(with.get(), kProbe), "{pg_catalog,public} 2") << "round " << round << ProxyLog();
+    EXPECT_EQ(QueryValue(plain.get(), kProbe), kDefaults) << "round " << round;
+  }
+}
+
 // Tests that stop the backend restart it afterwards whatever happened, so the rest of the run
 // keeps its PostgreSQL.
 class BackendFailureTest : public IntegrationTest {

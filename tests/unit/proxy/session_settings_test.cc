@@ -89,7 +89,7 @@ TEST(BuildPreludeTest, SetsWhatDiffersAndResetsWhatTheClientDoesNotHave) {
   want.tenant = "t2";
   Prelude p = BuildPrelude(have, want, true);
   ASSERT_EQ(p.settings.size(), 2u);
-  EXPECT_EQ(p.settings[0], "SET \"application_name\" TO 'new'");
+  EXPECT_EQ(p.settings[0], "SELECT pg_catalog.set_config('application_name', 'new', false)");
   EXPECT_EQ(p.settings[1], "RESET \"search_path\"");
   EXPECT_TRUE(p.set_tenant);
   EXPECT_EQ(TenantSql(want.tenant, "app.tenant_id"), "SET app.tenant_id = 't2'");

@@ -710,7 +710,9 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
       if (server_ == nullptr || state_ != State::kActive) {  // the tenant moved to another pool
         return pos + f.total_size;
       }
-      if (v == Verdict::kForward) NoteSessionState(f);
+      // The first frame after HandleIdle got the server starts a cycle outside any transaction
+      // block, though the prelude may be ahead of it on the server.
+      if (v == Verdict::kForward) NoteSessionState(f, was_clean || skip_inspection);
       if (v == Verdict::kForward && recheck_pool_ && server_->clean()) {
         recheck_pool_ = false;
         std::string sqlstate, message;
@@ -756,6 +758,7 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
       v = MapPreparedStatement(f, &own, &replacement);
     }
     if (type == fe::kQuery || type == fe::kExecute) ++txn_.queries;
+    if (type == fe::kBind && tracked_ != nullptr && tracked_->unnamed_statement_sets) NoteBind(f);
     if (v == Verdict::kForward) {
       server_->NoteSent(type);
       if (type == fe::kCopyDone || type == fe::kCopyFail) server_->NoteCopyDoneSent();
@@ -800,25 +803,33 @@ void ClientSession::FlushBatch(std::string* batch) {
   batch->clear();
 }
 
-void ClientSession::NoteSessionState(const protocol::Frame& f) {
+void ClientSession::NoteSessionState(const protocol::Frame& f, bool server_clean) {
   if (pinned_ || server_ == nullptr || server_->pool()->session_mode()) return;
   std::string_view sql;
+  bool named = false;
   if (f.type == fe::kQuery) {
     sql = AsView(f.payload);
   } else if (f.type == fe::kParse) {
     protocol::ParseMessage parse;
     if (!protocol::ParseParseMessage(f.payload, &parse)) return;
     sql = parse.query;
+    named = !parse.statement.empty();
   } else {
     return;
   }
+  if (FollowSettingChange(sql, server_clean, f.type == fe::kParse, named)) return;
   if (routing::CreatesSessionState(sql, pooler_->config().tenancy.variable,
                                    [](std::string_view name) { return IsReportedSetting(name); })) {
-    // This client's session now lives on this server connection only: keep it.
-    pinned_ = true;
-    pooler_->OnClientPinned(this);
-    LOG_DEBUG("client %llu pinned to its server connection", static_cast<unsigned long long>(id_));
+    PinToServer();
   }
+}
+
+void ClientSession::PinToServer() {
+  if (pinned_) return;
+  // This client's session now lives on this server connection only: keep it.
+  pinned_ = true;
+  pooler_->OnClientPinned(this);
+  LOG_DEBUG("client %llu pinned to its server connection", static_cast<unsigned long long>(id_));
 }
 
 void ClientSession::AccountTransaction() {
@@ -860,6 +871,7 @@ void ClientSession::OnPreludeFailed(const std::string& sqlstate, const std::stri
                                     int sync_points) {
   server_ = nullptr;
   state_ = State::kIdle;
+  if (tracked_) tracked_->pending.reset();  // the client's statements did not run
   std::string out;
   protocol::AppendError(&out, "ERROR", sqlstate, message);
   for (int i = 0; i < sync_points; ++i) protocol::AppendReadyForQuery(&out, 'I');

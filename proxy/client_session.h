@@ -30,6 +30,7 @@
 #include "proxy/session_settings.h"
 #include "proxy/stream.h"
 #include "proxy/usage.h"
+#include "routing/setting_statement.h"
 
 namespace pgtenant::proxy {
 
@@ -78,6 +79,10 @@ class ClientSession : public StreamHandler {
   void OnTransactionDone();          // transaction mode: the server was released
   void OnServerLost(const std::string& sqlstate, const std::string& message);
   void OnParameterStatus(std::string_view name, std::string_view value);
+  // The server ended a sync cycle of this client's with ReadyForQuery `status`.
+  void OnReadyForQuery(char status) {
+    if (tracked_ && tracked_->pending) SettleSettingChange(status);
+  }
   // Usage accounting: the server tells when a transaction ends and what went to the client.
   void AccountTransaction();
   void AddBytesOut(uint64_t n) { txn_.bytes_out += n; }
@@ -131,7 +136,21 @@ class ClientSession : public StreamHandler {
   // The linked server does not hold (or may not hold) this client's tenant and settings.
   bool NeedsPrelude() const;
   // Pins the client to its server when the statement leaves state only that server holds.
-  void NoteSessionState(const protocol::Frame& f);
+  // `server_clean`: the statement starts a sync cycle outside a transaction block.
+  void NoteSessionState(const protocol::Frame& f, bool server_clean);
+  void PinToServer();
+
+  // ---- settings the server does not report (client_settings.cc): `SET search_path` and
+  // `SET extra_float_digits` outside a transaction block are followed, not pinned.
+  // True when `sql` is such a change that pgtenant takes over (it is then on its way).
+  // `is_parse`/`named`: it came in a Parse, of a named statement.
+  bool FollowSettingChange(std::string_view sql, bool server_clean, bool is_parse, bool named);
+  // At the end of the change's sync cycle: keep it, drop it, or pin when that cannot be told.
+  void SettleSettingChange(char status);
+  // RESET ALL / DISCARD ALL: the followed settings go back to their startup values.
+  void ResetFollowedSettings();
+  // A Bind of the client's unnamed statement that is such a SET runs it again: pin.
+  void NoteBind(const protocol::Frame& f);
 
 
   // ---- tenancy (client_tenancy.cc): statements that change the tenant (product.md section 3)
@@ -231,6 +250,15 @@ class ClientSession : public StreamHandler {
   uint64_t replacement_tag_ = 0;     // statement id of a rewritten Parse
   std::unique_ptr<ClientStatements> statements_;  // named prepared statements, on first use
   std::unique_ptr<LocalState> local_;  // allocated on first use only
+  struct FollowedSettings {
+    SessionSettings startup;  // the client's settings before its first followed SET
+    std::optional<routing::SettingChange> pending;  // on its way; not known to have committed
+    uint64_t queries_before = 0;
+    uint64_t errors_before = 0;
+    bool pending_via_parse = false;
+    bool unnamed_statement_sets = false;  // the client's unnamed statement is such a SET
+  };
+  std::unique_ptr<FollowedSettings> tracked_;  // allocated on first use only
   // What only the login needs; freed once the client is logged in.
   struct AuthState {
     std::unique_ptr<protocol::ScramServerExchange> scram;

@@ -281,6 +281,7 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
       holds_tenant_slot_ = startup_tenant_ && pooler_->AcquireTenantSlot(*startup_tenant_).ok();
     }
     wanted_.tenant = startup_tenant_;
+    ResetFollowedSettings();
     after_forward_ = AfterForward::kServerReset;
     bool discards = std::any_of(stmts.begin(), stmts.end(), [](const routing::ClassifiedStatement& st) {
       return st.kind == StatementKind::kDiscardAll;

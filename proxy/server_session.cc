@@ -384,6 +384,8 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
         break;
       case be::kReadyForQuery:
         txn_status_ = f.payload.empty() ? 'I' : static_cast<char>(f.payload[0]);
+        // Before `done` below: settling a followed SET may pin the client to this server.
+        if (client_ && action == protocol::ResponseTracker::Action::kForward) client_->OnReadyForQuery(txn_status_);
         if (txn_status_ == 'I' && client_ && action == protocol::ResponseTracker::Action::kForward) {
           ++transactions_ended;
         }

@@ -56,6 +56,17 @@ void SessionSettings::Set(std::string_view name, std::string_view value) {
   list_ = std::move(copy);
 }
 
+void SessionSettings::Erase(std::string_view name) {
+  if (Find(name) == nullptr) return;
+  auto copy = std::make_shared<SettingList>(*list_);
+  copy->erase(std::find_if(copy->begin(), copy->end(), [&](const auto& p) { return p.first == name; }));
+  if (copy->empty()) {
+    list_.reset();
+  } else {
+    list_ = std::move(copy);
+  }
+}
+
 const std::string* SessionSettings::Find(std::string_view name) const {
   const SettingList& list = settings();
   auto it = std::lower_bound(list.begin(), list.end(), name,

@@ -28,6 +28,7 @@ class SessionSettings {
   const SettingList& settings() const { return list_ ? *list_ : kNoSettings; }
   void Set(std::string_view name, std::string_view value);
   const std::string* Find(std::string_view name) const;
+  void Erase(std::string_view name);
   bool SameSettingsAs(const SessionSettings& other) const {
     return list_ == other.list_ || settings() == other.settings();
   }

@@ -1,6 +1,7 @@
 // Fuzzes the statement classifier (routing/statement_classifier.h) and the other SQL scanners
 // the proxy runs on client query text: CreatesSessionState (routing/session_state.h) and
-// MayNeedOwnTransaction / FirstKeyword / FirstWords (routing/transaction_rules.h).
+// MayNeedOwnTransaction / FirstKeyword / FirstWords (routing/transaction_rules.h), and
+// ParseSettingChange (routing/setting_statement.h).
 //
 // Input: byte 0 picks the tenant variable (bits 0-2) and standard_conforming_strings (bit 3);
 // the rest is the SQL text.
@@ -9,7 +10,9 @@
 //   * MightTouchTenant is a safe pre-check: when it is false, ClassifyQuery finds nothing but
 //     kOther, kBegin and kCommitOrRollback (the proxy skips the lexer on its word);
 //   * MayCreateSessionState is a safe pre-check of StatementsCreateSessionState in the same way;
-//   * statements lie inside the text, in order, and each one classifies the same on its own.
+//   * statements lie inside the text, in order, and each one classifies the same on its own;
+//   * a recognised setting change names a followed setting, and its text is one SET or RESET
+//     statement (FirstKeyword agrees, and no second statement follows).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "routing/session_state.h"
+#include "routing/setting_statement.h"
 #include "routing/statement_classifier.h"
 #include "routing/transaction_rules.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -77,5 +81,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::vector<std::string> words = routing::FirstWords(sql, 3);
   FUZZ_CHECK(words.size() <= 3);
   for (char c : first) FUZZ_CHECK(!(c >= 'A' && c <= 'Z'));
+  if (const auto change = routing::ParseSettingChange(sql)) {
+    FUZZ_CHECK(routing::IsUnreportedTrackedSetting(change->name));
+    FUZZ_CHECK(first == "set" || first == "reset");
+    FUZZ_CHECK(routing::ClassifyQuery(sql, variable, options).size() <= 1);
+  }
   return 0;
 }

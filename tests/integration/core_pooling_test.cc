@@ -326,6 +326,81 @@ TEST_F(CorePoolingTest, StartupSettingsFollowTheClientAsTheServerReadsThem) {
   }
 }
 
+// A session-level SET of search_path or extra_float_digits (not reported by the server) made
+// outside a transaction block follows the client to its next server connection, as product.md
+// section 4 promises of every tracked parameter; another client of the same connection keeps
+// the defaults. RESET returns the startup value, a refused value changes nothing, and the
+// extended protocol (PgJDBC's SET extra_float_digits = 3) is followed too. Pool of one with a
+// short query_wait: a client pinned by its SET would make the other client's query fail.
+// Also run against PostgreSQL directly (PGTENANT_TEST_DIRECT=1): the same values come back.
+TEST_F(CorePoolingTest, SetOfUnreportedTrackedSettingsFollowsTheClient) {
+  ProxyConfigOptions options;
+  options.shared_size = 1;
+  options.timeouts["query_wait"] = "3s";
+  PGT_START_TARGET(options, kDirectOk);
+  const char* kProbe = "select current_schemas(false)::text || ' ' || current_setting('extra_float_digits')";
+  PGconnPtr other = Connect(ClientConnInfo(TenantOption(1)));
+  ASSERT_TRUE(other) << LastConnectError() << ProxyLog();
+  const std::string defaults = QueryValue(other.get(), kProbe);
+  ASSERT_EQ(defaults, "{public} 1");
+  PGconnPtr c = Connect(ClientConnInfo("options='-c app.tenant_id=t002 -c extra_float_digits=0'"));
+  ASSERT_TRUE(c) << LastConnectError() << ProxyLog();
+  auto expect = [&](const std::string& mine, const char* after) {
+    EXPECT_EQ(QueryValue(other.get(), kProbe), defaults) << "the other client, after " << after << ProxyLog();
+    EXPECT_EQ(QueryValue(c.get(), kProbe), mine) << "after " << after << ProxyLog();
+    EXPECT_EQ(QueryValue(other.get(), kProbe), defaults) << "the other client, after " << after;
+  };
+  expect("{public} 0", "login");
+  ASSERT_EQ(QueryValue(c.get(), "SET search_path = pg_catalog, public"), "");
+  ASSERT_EQ(QueryValue(c.get(), "set SESSION extra_float_digits TO 2;"), "");
+  expect("{pg_catalog,public} 2", "SET");
+  EXPECT_EQ(QueryValue(c.get(), "SET extra_float_digits = 99"), "ERROR:22023");
+  expect("{pg_catalog,public} 2", "a refused SET");
+  ASSERT_EQ(QueryValue(c.get(), "RESET extra_float_digits"), "");
+  expect("{pg_catalog,public} 0", "RESET (back to the startup value)");
+  {
+    PGresultPtr r(PQexecParams(c.get(), "SET search_path TO pg_catalog", 0, nullptr, nullptr, nullptr, nullptr, 0));
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_COMMAND_OK) << PQerrorMessage(c.get());
+  }
+  expect("{pg_catalog} 0", "SET over the extended protocol");
+  ASSERT_EQ(QueryValue(c.get(), "SET search_path TO DEFAULT"), "");
+  expect("{public} 0", "SET ... TO DEFAULT");
+}
+
+// What pgtenant cannot follow still pins the client (and so never reaches another client): a
+// SET inside a transaction block, and the unnamed statement holding a followed SET bound again
+// in a later transaction.
+TEST_F(CorePoolingTest, UnfollowableSetOfTrackedSettingPins) {
+  PGT_START_TARGET(ProxyConfigOptions{}, kProxyOnly);
+  PGconnPtr admin = Connect(ops::AdminConnInfo(TargetPort()));
+  ASSERT_TRUE(admin) << LastConnectError() << ProxyLog();
+  auto pinned = [&](const char* app) {
+    ops::Table clients = ops::RunAdmin(admin.get(), "SHOW CLIENTS");
+    EXPECT_TRUE(clients.ok()) << clients.error;
+    auto rows = clients.Where("application_name", app);
+    return rows.size() == 1 ? rows[0].at("pinned") : std::string("(no such client)");
+  };
+  PGconnPtr in_block = Connect(ClientConnInfo(TenantOption(1) + " application_name=in_block"));
+  ASSERT_TRUE(in_block) << LastConnectError() << ProxyLog();
+  ASSERT_EQ(QueryValue(in_block.get(), "BEGIN"), "");
+  ASSERT_EQ(QueryValue(in_block.get(), "SET search_path = pg_catalog"), "");
+  ASSERT_EQ(QueryValue(in_block.get(), "COMMIT"), "");
+  EXPECT_EQ(pinned("in_block"), "1");
+
+  PGconnPtr rebind = Connect(ClientConnInfo(TenantOption(2) + " application_name=rebind"));
+  ASSERT_TRUE(rebind) << LastConnectError() << ProxyLog();
+  {
+    PGresultPtr r(PQexecParams(rebind.get(), "SET search_path TO pg_catalog", 0, nullptr, nullptr, nullptr, nullptr, 0));
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_COMMAND_OK) << PQerrorMessage(rebind.get());
+  }
+  EXPECT_EQ(pinned("rebind"), "0");
+  {
+    PGresultPtr r(PQexecPrepared(rebind.get(), "", 0, nullptr, nullptr, nullptr, 0));  // Bind of ""
+    EXPECT_EQ(PQresultStatus(r.get()), PGRES_COMMAND_OK) << PQerrorMessage(rebind.get());
+  }
+  EXPECT_EQ(pinned("rebind"), "1");
+}
+
 // Tests that stop the backend restart it afterwards whatever happened, so the rest of the run
 // keeps its PostgreSQL.
 class BackendFailureTest : public IntegrationTest {

@@ -23,6 +23,20 @@ TEST(SessionSettingsTest, SetKeepsNamesSortedAndReplacesValues) {
   EXPECT_EQ(s.Find("timezone"), nullptr);
 }
 
+TEST(SessionSettingsTest, EraseLeavesASharedListAlone) {
+  SessionSettings client = Startup({{"application_name", "web"}, {"search_path", "app"}});
+  SessionSettings server;
+  server.TakeSettingsOf(client);
+  server.Erase("search_path");
+  EXPECT_EQ(server.Find("search_path"), nullptr);
+  ASSERT_NE(client.Find("search_path"), nullptr);  // the client's list is untouched
+  EXPECT_FALSE(server.SameSettingsAs(client));
+  server.Erase("nothing_here");
+  server.Erase("application_name");
+  EXPECT_TRUE(server.settings().empty());
+  EXPECT_TRUE(server.SameSettingsAs(SessionSettings()));
+}
+
 TEST(SessionSettingsTest, ASharedListIsCopiedBeforeItChanges) {
   SessionSettings client = Startup({{"application_name", "web"}});
   SessionSettings server;

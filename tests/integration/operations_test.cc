@@ -249,6 +249,14 @@ TEST_F(OperationsTest, MetricsShowTenantsAndShowStatsCountExactly) {
     if (s.name == "pgtenant_transactions_total") sum += s.value;
   }
   EXPECT_EQ(sum, all_transactions) << "transactions counted that the workload did not run";
+  // Process-wide client counts: the 8 workload connections and the admin one were accepted
+  // (the harness may have made more); the admin connection is still open.
+  std::optional<double> accepted = ops::FindSample(samples, "pgtenant_client_connections_accepted_total", {});
+  std::optional<double> open_now = ops::FindSample(samples, "pgtenant_clients", {});
+  ASSERT_TRUE(accepted && open_now) << body;
+  EXPECT_GE(*accepted, 9);
+  EXPECT_GE(*open_now, 1);
+  EXPECT_LE(*open_now, *accepted);
   for (const auto& [pool, e] : per_pool) {
     EXPECT_EQ(ops::FindSample(samples, "pgtenant_transaction_duration_seconds_count", {{"pool", pool}}),
               std::optional<double>(e.transactions)) << pool;

@@ -328,7 +328,7 @@ void Pooler::OnSignal(uv_signal_t* handle, int signum) {
   self->BeginShutdown();
 }
 
-Status Pooler::Reload() {
+Status Pooler::Reload(std::vector<std::string>* restart_notes) {
   conf::LoadResult r = conf::LoadConfigFile(config_->source_path);
   for (const auto& d : r.diagnostics) {
     LOG_WARNING("reload: %s", conf::FormatDiagnostic(d, config_->source_path).c_str());
@@ -352,12 +352,16 @@ Status Pooler::Reload() {
     metrics_->OnReload(false);
     return Status::Error("F0000", "invalid config, nothing changed: " + tls.status().message());
   }
+  auto needs_restart = [&](const std::string& note) {
+    LOG_WARNING("reload: %s", note.c_str());
+    if (restart_notes != nullptr) restart_notes->push_back(note);
+  };
   if (r.config->listen.host != config_->listen.host || r.config->listen.port != config_->listen.port) {
-    LOG_WARNING("reload: listen.host/port changed; that needs a restart and is ignored until then");
+    needs_restart("listen.host/port changed; that needs a restart and is ignored until then");
   }
   if (r.config->metrics.port != config_->metrics.port || r.config->metrics.host != config_->metrics.host ||
       r.config->metrics.tenant_labels != config_->metrics.tenant_labels) {
-    LOG_WARNING("reload: metrics.host/port/tenant_labels changed; that needs a restart");
+    needs_restart("metrics.host/port/tenant_labels changed; that needs a restart");
   }
   std::optional<std::string> old_default = config_->tenancy.default_pool;
   ApplyConfig(r.config);

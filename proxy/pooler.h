@@ -90,7 +90,9 @@ class Pooler {
   void OnPoolDrained();
 
   // Reload from config_->source_path. An invalid config changes nothing; the error says why.
-  Status Reload();
+  // `restart_notes`, when given, receives a line for each changed setting that a reload cannot
+  // apply (listen, metrics): RELOAD tells the admin user, besides the log.
+  Status Reload(std::vector<std::string>* restart_notes = nullptr);
 
   // Usage accounting (usage.h). `current` is the caller's cached entry, returned as is when it
   // is already the (pool, tenant) asked for.

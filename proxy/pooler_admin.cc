@@ -204,8 +204,10 @@ bool Pooler::AdminQuery(std::string_view sql, std::string* out) {
       RenderHelp(out);
       break;
     case AdminCommandKind::kReload: {
-      Status s = Reload();
+      std::vector<std::string> restart_notes;
+      Status s = Reload(&restart_notes);
       if (s.ok()) {
+        for (const std::string& note : restart_notes) protocol::AppendNotice(out, "01000", note);
         protocol::AppendCommandComplete(out, AdminCommandTag(cmd.kind));
       } else {
         protocol::AppendError(out, "ERROR", s.sqlstate(), s.message());

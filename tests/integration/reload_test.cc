@@ -576,12 +576,19 @@ TEST_F(ReloadTest, ConfigWatchReloadsOnChangeUntilSwitchedOff) {
 }
 
 // listen host/port need a restart: a reload that changes the port applies the rest, keeps
-// listening where it did, and says so in the log.
+// listening where it did, and says so in the log and to the admin user (a NOTICE with RELOAD).
 TEST_F(ReloadTest, ReloadThatChangesTheListenPortSaysItNeedsARestart) {
   Layout layout;
   START_LAYOUT(layout);
   PGconnPtr admin = Connect(ops::AdminConnInfo(proxy_->port()));
   ASSERT_TRUE(admin) << LastConnectError();
+  std::vector<std::string> notices;
+  PQsetNoticeReceiver(
+      admin.get(),
+      [](void* arg, const PGresult* r) {
+        static_cast<std::vector<std::string>*>(arg)->push_back(PQresultErrorMessage(r));
+      },
+      &notices);
   int new_port = FreePort();
   layout.t007_pool = "acme";
   ASSERT_TRUE(WriteConfig(proxy_->config_path(), LayoutYaml(new_port, metrics_port_, layout)));
@@ -595,6 +602,8 @@ TEST_F(ReloadTest, ReloadThatChangesTheListenPortSaysItNeedsARestart) {
     says_restart |= log.substr(at, eol - at).find("restart") != std::string::npos;
   }
   EXPECT_TRUE(says_restart) << "no log line says the listen change needs a restart:\n" << log;
+  ASSERT_EQ(notices.size(), 1u) << "RELOAD's notices";
+  EXPECT_NE(notices[0].find("listen.host/port changed; that needs a restart"), std::string::npos) << notices[0];
   PGconnPtr c = Connect(ConnInfoFor("t007"));
   ASSERT_TRUE(c) << "the old port stopped listening: " << LastConnectError();
   EXPECT_EQ(QueryValue(c.get(), "select current_database()"), "acme") << "the rest was not applied";

@@ -305,6 +305,11 @@ TEST_F(CorePoolingTest, WaitersGetTheServerInArrivalOrder) {
   }
 }
 
+// The schemas of search_path that exist, and extra_float_digits: two tracked settings that the
+// server does not report, one of them a list.
+constexpr const char* kSettingsProbe =
+    "select current_schemas(false)::text || ' ' || current_setting('extra_float_digits')";
+
 // Settings a client gives at startup follow it to the server connection it is given, read as
 // the server reads a startup setting: a list stays a list (search_path "pg_catalog,public" is
 // two schemas, not one schema of that name). Pool of one, so the connection another client
@@ -315,14 +320,13 @@ TEST_F(CorePoolingTest, StartupSettingsFollowTheClientAsTheServerReadsThem) {
   PGT_START_TARGET(options, kDirectOk);
   PGconnPtr plain = Connect(ClientConnInfo(TenantOption(1)));
   ASSERT_TRUE(plain) << LastConnectError() << ProxyLog();
-  const std::string kDefaults = QueryValue(plain.get(), "select current_schemas(false)::text || ' ' || current_setting('extra_float_digits')");
+  const std::string kDefaults = QueryValue(plain.get(), kSettingsProbe);
   ASSERT_EQ(kDefaults, "{public} 1");
   PGconnPtr with = Connect(ClientConnInfo("options='-c app.tenant_id=t002 -c search_path=pg_catalog,public -c extra_float_digits=2'"));
   ASSERT_TRUE(with) << LastConnectError() << ProxyLog();
-  const char* kProbe = "select current_schemas(false)::text || ' ' || current_setting('extra_float_digits')";
   for (int round = 0; round < 2; ++round) {
-    EXPECT_EQ(QueryValue(with.get(), kProbe), "{pg_catalog,public} 2") << "round " << round << ProxyLog();
-    EXPECT_EQ(QueryValue(plain.get(), kProbe), kDefaults) << "round " << round;
+    EXPECT_EQ(QueryValue(with.get(), kSettingsProbe), "{pg_catalog,public} 2") << "round " << round << ProxyLog();
+    EXPECT_EQ(QueryValue(plain.get(), kSettingsProbe), kDefaults) << "round " << round;
   }
 }
 
@@ -338,17 +342,16 @@ TEST_F(CorePoolingTest, SetOfUnreportedTrackedSettingsFollowsTheClient) {
   options.shared_size = 1;
   options.timeouts["query_wait"] = "3s";
   PGT_START_TARGET(options, kDirectOk);
-  const char* kProbe = "select current_schemas(false)::text || ' ' || current_setting('extra_float_digits')";
   PGconnPtr other = Connect(ClientConnInfo(TenantOption(1)));
   ASSERT_TRUE(other) << LastConnectError() << ProxyLog();
-  const std::string defaults = QueryValue(other.get(), kProbe);
+  const std::string defaults = QueryValue(other.get(), kSettingsProbe);
   ASSERT_EQ(defaults, "{public} 1");
   PGconnPtr c = Connect(ClientConnInfo("options='-c app.tenant_id=t002 -c extra_float_digits=0'"));
   ASSERT_TRUE(c) << LastConnectError() << ProxyLog();
   auto expect = [&](const std::string& mine, const char* after) {
-    EXPECT_EQ(QueryValue(other.get(), kProbe), defaults) << "the other client, after " << after << ProxyLog();
-    EXPECT_EQ(QueryValue(c.get(), kProbe), mine) << "after " << after << ProxyLog();
-    EXPECT_EQ(QueryValue(other.get(), kProbe), defaults) << "the other client, after " << after;
+    EXPECT_EQ(QueryValue(other.get(), kSettingsProbe), defaults) << "the other client, after " << after << ProxyLog();
+    EXPECT_EQ(QueryValue(c.get(), kSettingsProbe), mine) << "after " << after << ProxyLog();
+    EXPECT_EQ(QueryValue(other.get(), kSettingsProbe), defaults) << "the other client, after " << after;
   };
   expect("{public} 0", "login");
   ASSERT_EQ(QueryValue(c.get(), "SET search_path = pg_catalog, public"), "");

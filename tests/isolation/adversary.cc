@@ -22,7 +22,7 @@ std::string Quoted(const std::string& s) { return "'" + s + "'"; }
 }  // namespace
 
 void Worker::AdversaryAction() {
-  switch (Rand(options_.state_adversaries ? 10 : 9)) {
+  switch (Rand(options_.state_adversaries ? 11 : 9)) {
     case 0:
       return LiteralChangeInTransaction();
     case 1:
@@ -41,8 +41,32 @@ void Worker::AdversaryAction() {
       return ResetAll("RESET ALL");
     case 8:
       return ResetAll("DISCARD ALL");
-    default:
+    case 9:
       return CreateSessionState();
+    default:
+      return FollowedSetting();
+  }
+}
+
+// A session-level search_path that pgtenant follows (restores on this client's next connections)
+// instead of pinning: it must reach no other client of the connection it ran on. Over the simple
+// or the extended protocol; sometimes RESET again at once.
+void Worker::FollowedSetting() {
+  holds_state_ = true;  // until a disconnect or DISCARD ALL: this client's own probes may see it
+  Outcome o;
+  if (Rand(2) == 0) {
+    o = Exec("SET search_path = pg_catalog, public");
+  } else {
+    PGresultPtr r(PQexecParams(conn_.get(), "SET SESSION search_path TO public, pg_catalog", 0, nullptr, nullptr,
+                               nullptr, nullptr, 0));
+    o = Outcome{PQresultStatus(r.get()) == PGRES_COMMAND_OK, LastSqlState(r.get()), "", PQresultErrorMessage(r.get())};
+  }
+  if (!o.ok) return Unexpected("SET search_path", o);
+  ProbeOwn();
+  if (Rand(2) == 0) {
+    Outcome reset = Exec("RESET search_path");
+    if (!reset.ok) return Unexpected("RESET search_path", reset);
+    ProbeOwn();
   }
 }
 

@@ -25,8 +25,12 @@ constexpr const char* kProbe =
     "(select count(*) from pg_class where relnamespace = pg_my_temp_schema()), "
     "(select count(*) from pg_listening_channels()), "
     "(select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()), "
-    "(select count(*) from pg_cursors where name like 'adv%') "
+    "(select count(*) from pg_cursors where name like 'adv%'), "
+    "current_setting('search_path') "
     "from items";
+
+// search_path as every honest client has it (PostgreSQL's default; nobody names it at startup).
+constexpr const char* kDefaultSearchPath = "\"$user\", public";
 
 std::string Quoted(const std::string& s) { return "'" + s + "'"; }
 
@@ -218,11 +222,11 @@ void Worker::Evaluate(const PGresult* r, const std::string& tenant, const std::s
   const std::string rows = tenant.empty() || DbOf(tenant) != db ? "0" : "3";
   bool tenant_ok = col(0) == tenant && col(1) == rows && col(2) == "0" && col(3) == db;
   bool state_ok = col(4).empty() && col(5) == "0" && col(6) == "0" && col(7) == "0" &&
-                  col(8) == "0" && col(9) == "0";
+                  col(8) == "0" && col(9) == "0" && col(10) == kDefaultSearchPath;
   std::string seen = "expected " + (tenant.empty() ? "<none>" : tenant) + "/" + rows + "/" + db +
                      ", saw " + col(0) + "/" + col(1) + " rows, " + col(2) + " foreign/" + col(3) +
                      " state[" + col(4) + "," + col(5) + "," + col(6) + "," + col(7) + "," +
-                     col(8) + "," + col(9) + "]";
+                     col(8) + "," + col(9) + "," + col(10) + "]";
   std::string who = "client " + std::to_string(index_) + (adversarial_ ? " (adversary)" : "");
   if (!tenant_ok) {
     if (own_change || (renamed_after_hidden_ && col(0) == hidden_value_)) {

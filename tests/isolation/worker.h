@@ -92,6 +92,7 @@ class Worker {
   void DisconnectMidCopy();
   void CancelSleep();
   void CreateSessionState();
+  void FollowedSetting();
   void ReleasePin();
 
   // ---- tenants ----

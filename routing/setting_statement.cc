@@ -1,6 +1,5 @@
 #include "routing/setting_statement.h"
 
-#include <cerrno>
 #include <cstdlib>
 #include <vector>
 

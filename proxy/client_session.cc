@@ -37,6 +37,16 @@ std::string_view AsView(std::span<const uint8_t> s) {
   return std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
 }
 
+// True when the statement of `f` (a Query, or the Parse of one over the extended protocol)
+// refuses to run inside a transaction block or pipeline: pgtenant's tenant statement must then
+// go ahead of it in a Query of its own rather than as a Bind/Execute sharing its transaction.
+bool FirstStatementNeedsOwnTransaction(const protocol::Frame& f) {
+  if (f.type == protocol::fe::kQuery) return routing::MayNeedOwnTransaction(AsView(f.payload));
+  if (f.type != protocol::fe::kParse) return false;
+  protocol::ParseMessage parse;
+  return protocol::ParseParseMessage(f.payload, &parse) && routing::MayNeedOwnTransaction(parse.query);
+}
+
 // Parameters the server reports with ParameterStatus that a client may also set.
 bool IsReportedSetting(std::string_view lower_name) {
   return lower_name == "client_encoding" || lower_name == "datestyle" || lower_name == "intervalstyle" ||
@@ -499,7 +509,7 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
       continue;
     }
     first_frame_inspected_ = true;  // HandleActive need not look at it again
-    first_needs_own_txn_ = f.type == fe::kQuery && routing::MayNeedOwnTransaction(AsView(f.payload));
+    first_needs_own_txn_ = FirstStatementNeedsOwnTransaction(f);
     if (!RequestServer()) {
       // Refused: the error is sent; skip this message (through its Sync) and go on.
       continue;
@@ -737,12 +747,12 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
         server_->ForwardRaw(data.subspan(run_start, pos - run_start));
         run_start = pos;
       }
-      SendPrelude(type == fe::kQuery && routing::MayNeedOwnTransaction(AsView(f.payload)));
+      SendPrelude(FirstStatementNeedsOwnTransaction(f));
     }
     // What this statement does to the server session, once any prelude is ahead of it.
-    if (after_forward_ == AfterForward::kServerReset) {
+    if (after_forward_ == AfterForward::kServerReset || after_forward_ == AfterForward::kSettingsReset) {
       server_->settings().Clear();  // RESET ALL / DISCARD ALL / DEALLOCATE
-      if (f.type != fe::kQuery || routing::FirstKeyword(AsView(f.payload)) != "reset") {
+      if (after_forward_ == AfterForward::kServerReset) {
         server_->ForgetTenantStatements();  // DISCARD ALL / DEALLOCATE drop them
         server_->prepared().clear();
       }

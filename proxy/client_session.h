@@ -149,6 +149,9 @@ class ClientSession : public StreamHandler {
   void SettleSettingChange(char status);
   // RESET ALL / DISCARD ALL: the followed settings go back to their startup values.
   void ResetFollowedSettings();
+  // RESET ALL / DISCARD ALL (`discards`), over either protocol: the tenant and settings the
+  // client gave at startup, and a server that pgtenant's record says was reset.
+  void ReturnToStartupSession(bool discards);
   // A Bind of the client's unnamed statement that is such a SET runs it again: pin.
   void NoteBind(const protocol::Frame& f);
 
@@ -237,7 +240,9 @@ class ClientSession : public StreamHandler {
   bool retell_tenant_ = false;
   // What the statement being forwarded does to the server session, applied to pgtenant's
   // picture of it once the statement (after any prelude) is on its way.
-  enum class AfterForward : uint8_t { kNothing, kServerReset, kTenantUnknown, kStatementsDropped };
+  // kServerReset: DISCARD ALL / DEALLOCATE (settings and prepared statements gone);
+  // kSettingsReset: RESET ALL (settings gone, prepared statements kept).
+  enum class AfterForward : uint8_t { kNothing, kServerReset, kSettingsReset, kTenantUnknown, kStatementsDropped };
   AfterForward after_forward_ = AfterForward::kNothing;
   // The tenant went back to the startup one while a server is held (session mode): the next
   // statement must check that the server belongs to that tenant's pool.

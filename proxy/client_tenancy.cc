@@ -272,26 +272,29 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
         " in another form are refused (use SET " + var + " = '...' on its own)"));
   }
   if (resets) {
-    // RESET ALL and DISCARD ALL return the tenant to the one given at startup; the server's
-    // settings are reset too, so the next prelude sets everything again.
-    if (wanted_.tenant != startup_tenant_) {
-      if (holds_tenant_slot_) pooler_->ReleaseTenantSlot(*wanted_.tenant);
-      // Back to the startup tenant. Its limit may have been reached meanwhile; the client was
-      // admitted at login, so it stays, just not counted (and so never released twice).
-      holds_tenant_slot_ = startup_tenant_ && pooler_->AcquireTenantSlot(*startup_tenant_).ok();
-    }
-    wanted_.tenant = startup_tenant_;
-    ResetFollowedSettings();
-    after_forward_ = AfterForward::kServerReset;
-    bool discards = std::any_of(stmts.begin(), stmts.end(), [](const routing::ClassifiedStatement& st) {
+    ReturnToStartupSession(std::any_of(stmts.begin(), stmts.end(), [](const routing::ClassifiedStatement& st) {
       return st.kind == StatementKind::kDiscardAll;
-    });
-    if (discards && statements_) statements_->clear();  // DISCARD ALL deallocates them too
-    recheck_pool_ = true;
+    }));
   } else if (mentions) {
     after_forward_ = AfterForward::kTenantUnknown;
   }
   return Verdict::kForward;
+}
+
+void ClientSession::ReturnToStartupSession(bool discards) {
+  // RESET ALL and DISCARD ALL return the tenant to the one given at startup; the server's
+  // settings are reset too, so the next prelude sets everything again.
+  if (wanted_.tenant != startup_tenant_) {
+    if (holds_tenant_slot_) pooler_->ReleaseTenantSlot(*wanted_.tenant);
+    // Back to the startup tenant. Its limit may have been reached meanwhile; the client was
+    // admitted at login, so it stays, just not counted (and so never released twice).
+    holds_tenant_slot_ = startup_tenant_ && pooler_->AcquireTenantSlot(*startup_tenant_).ok();
+  }
+  wanted_.tenant = startup_tenant_;
+  ResetFollowedSettings();
+  after_forward_ = discards ? AfterForward::kServerReset : AfterForward::kSettingsReset;
+  if (discards && statements_) statements_->clear();  // DISCARD ALL deallocates them too
+  recheck_pool_ = true;
 }
 
 ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, bool server_clean,
@@ -300,11 +303,14 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
   if (!protocol::ParseParseMessage(f.payload, &parse)) return Verdict::kForward;  // the server says 08P01
   if (local_) local_->statements.erase(std::string(parse.statement));
   {
-    // DEALLOCATE / DISCARD over the extended protocol drop pgtenant's statements too.
+    // DEALLOCATE ALL over the extended protocol drops pgtenant's statements too (DISCARD ALL:
+    // below, with the rest of what it resets; DISCARD PLANS, TEMP and SEQUENCES and DEALLOCATE
+    // of one name keep them: forgetting statements the server still has would make the next
+    // Parse of them fail).
     size_t i = parse.query.find_first_not_of(" \t\r\n");
     if (i != std::string_view::npos && (parse.query[i] | 0x20) == 'd') {
-      std::string first = routing::FirstKeyword(parse.query);
-      if (first == "deallocate" || first == "discard") {
+      std::vector<std::string> w = routing::FirstWords(parse.query, 3);
+      if (!w.empty() && w[0] == "deallocate" && std::find(w.begin(), w.end(), "all") != w.end()) {
         after_forward_ = AfterForward::kServerReset;
         if (statements_) statements_->clear();
       }
@@ -316,6 +322,12 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
   std::vector<routing::ClassifiedStatement> stmts = routing::ClassifyQuery(parse.query, var);
   if (stmts.size() != 1) return Verdict::kForward;  // the server refuses several commands in a Parse
   const routing::ClassifiedStatement& st = stmts.front();
+  if (st.kind == StatementKind::kResetAll || st.kind == StatementKind::kDiscardAll) {
+    // As in a Query. Taken when parsed, like the DISCARD above: drivers send the Parse with
+    // its Bind and Execute.
+    ReturnToStartupSession(st.kind == StatementKind::kDiscardAll);
+    return Verdict::kForward;
+  }
   if (IsLocalChange(st.kind) && !st.is_default) {
     std::string name(parse.statement);
     if (st.value_is_param) {

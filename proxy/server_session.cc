@@ -310,14 +310,13 @@ void ServerSession::AnswerForServer(char response_type) {
       reinterpret_cast<const uint8_t*>(due.data()), due.size()));
 }
 
-void ServerSession::PreludeFailed(const Frame& f) {
+void ServerSession::PreludeFailed(const Frame& f, int sync_points) {
   // The backend refused pgtenant's own statements (the tenant, a setting, a statement the
   // client prepared). The client's messages behind them were skipped or must not run without
   // them, so the connection cannot be trusted: close it and tell the client.
   protocol::ErrorFields e = protocol::ParseErrorFields(f.payload);
   LOG_WARNING("pool %s: preparing a server connection failed: %s", pool_->name().c_str(), e.message.c_str());
   ClientSession* c = client_;
-  int sync_points = tracker_.client_sync_points();
   Unlink();
   Close("prelude failed");
   if (c != nullptr) {
@@ -356,12 +355,15 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
     due.clear();
     failed.clear();
     uint64_t parsed = 0;
+    // Before OnBackend: after an error in pgtenant's own extended-protocol messages it drops the
+    // client's Queries the backend will skip, and those must still be answered to the client.
+    const int client_sync_points = tracker_.client_sync_points();
     auto action = tracker_.OnBackend(f.type, &due, &failed, &parsed);
     for (uint64_t id : failed) prepared_.erase(id);
     if (parsed != 0 && client_) client_->OnStatementParsed(parsed);
     if (action == protocol::ResponseTracker::Action::kPgtenantError) {
       flush(pos);
-      PreludeFailed(f);
+      PreludeFailed(f, client_sync_points);
       return data.size();
     }
     if (action == protocol::ResponseTracker::Action::kSwallow) {

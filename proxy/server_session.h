@@ -153,7 +153,10 @@ class ServerSession : public StreamHandler {
   size_t HandleActive(std::span<const uint8_t> data);
   size_t HandleResetting(std::span<const uint8_t> data);
   size_t HandleIdle(std::span<const uint8_t> data);
-  void PreludeFailed(const protocol::Frame& f);
+  // `client_sync_points`: the client's Syncs and Queries sent and not yet answered, counted
+  // before the tracker dropped those the backend skips after the error; each gets its
+  // ReadyForQuery from pgtenant.
+  void PreludeFailed(const protocol::Frame& f, int client_sync_points);
   void OnTransactionDone();
   void StartReset(bool rollback, bool discard);
   void LoginFailed(const std::string& reason);

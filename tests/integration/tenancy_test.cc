@@ -800,11 +800,72 @@ TEST_P(TenancyTest, ResetAllAndDiscardAllReturnToStartupTenant) {
   EXPECT_EQ(QueryValue(c.get(), "DISCARD ALL"), "");
   EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t002"));
 
+  // The same over the extended protocol (PQexecParams: Parse, Bind, Execute, Sync).
+  auto extended = [&](const char* sql) {
+    PGresultPtr r(PQexecParams(c.get(), sql, 0, nullptr, nullptr, nullptr, nullptr, 0));
+    return PQresultStatus(r.get()) == PGRES_COMMAND_OK ? std::string() : PQerrorMessage(c.get());
+  };
+  EXPECT_EQ(QueryValue(c.get(), "SET app.tenant_id = 't003'"), "");
+  EXPECT_EQ(extended("RESET ALL"), "");
+  EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t002")) << "after RESET ALL over the extended protocol";
+  EXPECT_EQ(QueryValue(c.get(), "SET app.tenant_id = 't004'"), "");
+  EXPECT_EQ(extended("DISCARD ALL"), "");
+  EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t002")) << "after DISCARD ALL over the extended protocol";
+
   PGconnPtr bare = ConnectApp();
   ASSERT_TRUE(bare);
   EXPECT_EQ(QueryValue(bare.get(), "SET app.tenant_id = 't003'"), "");
   EXPECT_EQ(QueryValue(bare.get(), "RESET ALL"), "");
   EXPECT_EQ(QueryValue(bare.get(), kObserve), kNoTenant);
+}
+
+// When pgtenant's own statements fail on the server (here a client deallocates pgtenant's
+// tenant statement by its name, so the next tenant change cannot Bind it), the client gets an
+// error and a ReadyForQuery for its statement, never silence, and the next statement runs on a
+// fresh connection. (A simple Query behind pgtenant's extended-protocol messages is skipped
+// by the backend after their error; it used to get no ReadyForQuery, and the client hung.)
+TEST_P(TenancyTest, FailureOfPgtenantsOwnStatementIsAnsweredAndTheClientGoesOn) {
+  if (Session()) GTEST_SKIP() << "two clients share one server connection only in transaction mode";
+  START_PROXY({}, /*shared_size=*/1);
+  PGconnPtr c = ConnectApp("options='-c app.tenant_id=t001'");
+  ASSERT_TRUE(c) << LastConnectError();
+  ASSERT_EQ(QueryValue(c.get(), kObserve), Seen("t001"));
+  PGconnPtr other = ConnectApp("options='-c app.tenant_id=t002'");  // uses pgtenant_set_tenant
+  ASSERT_TRUE(other) << LastConnectError();
+  ASSERT_EQ(QueryValue(other.get(), kObserve), Seen("t002"));
+  std::string dropped = QueryValue(c.get(), "DEALLOCATE pgtenant_set_tenant");
+  EXPECT_TRUE(dropped.empty() || dropped == "ERROR:26000") << dropped;
+  // Dropped on the one server: the next tenant set fails; it must come back as an error with a
+  // ReadyForQuery (bounded wait: a missing ReadyForQuery would hang the client).
+  ASSERT_EQ(PQsendQuery(other.get(), kObserve), 1);
+  PGresultPtr first = WaitForResult(other.get(), std::chrono::milliseconds(5000));
+  ASSERT_TRUE(first) << "no answer within 5 s" << ProxyLog();
+  if (dropped.empty()) {
+    EXPECT_EQ(PQresultStatus(first.get()), PGRES_FATAL_ERROR);
+  }
+  PGresultPtr end = WaitForResult(other.get(), std::chrono::milliseconds(5000));
+  EXPECT_FALSE(end) << "more results than one";
+  EXPECT_EQ(PQtransactionStatus(other.get()), PQTRANS_IDLE) << "no ReadyForQuery" << ProxyLog();
+  EXPECT_EQ(QueryValue(other.get(), kObserve), Seen("t002")) << ProxyLog();
+  EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t001"));
+}
+
+// DISCARD PLANS (and TEMP, SEQUENCES) over the extended protocol keep prepared statements: the
+// tenant changes after it must work (pgtenant used to forget its statements and fail to
+// prepare them again).
+TEST_P(TenancyTest, DiscardPlansOverTheExtendedProtocolKeepsTenantChangesWorking) {
+  START_PROXY({}, /*shared_size=*/1);
+  PGconnPtr c = ConnectApp("options='-c app.tenant_id=t001'");
+  ASSERT_TRUE(c) << LastConnectError();
+  ASSERT_EQ(QueryValue(c.get(), kObserve), Seen("t001"));
+  for (const char* sql : {"DISCARD PLANS", "DISCARD SEQUENCES", "DISCARD TEMP"}) {
+    PGresultPtr r(PQexecParams(c.get(), sql, 0, nullptr, nullptr, nullptr, nullptr, 0));
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_COMMAND_OK) << sql << ": " << PQerrorMessage(c.get());
+    EXPECT_EQ(QueryValue(c.get(), "SET app.tenant_id = 't003'"), "");
+    EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t003")) << "after " << sql << ProxyLog();
+    EXPECT_EQ(QueryValue(c.get(), "SET app.tenant_id = 't001'"), "");
+    EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t001")) << "after " << sql;
+  }
 }
 
 TEST_P(TenancyTest, RequireTenantRefusesStatementsUntilTenantIsSet) {

@@ -577,14 +577,14 @@ void ClientSession::OnServerAssigned(ServerSession* server) {
 void ClientSession::SendPrelude(bool tenant_as_query) {
   prelude_pending_ = false;
   const conf::Config& cfg = pooler_->config();
-  bool trust = !retell_tenant_ && (server_->last_client_id() == 0 || server_->last_client_id() == id_);
-  retell_tenant_ = false;
+  bool trust = server_->last_client_id() == 0 ||
+               (server_->last_client_id() == id_ && server_->last_client_namings() == tenant_namings_);
   Prelude p = BuildPrelude(server_->settings(), wanted_, trust);
   LOG_DEBUG("client %llu on server %llu: have %s want %s trust %d -> %s", static_cast<unsigned long long>(id_),
             static_cast<unsigned long long>(server_->id()),
             server_->settings().tenant ? server_->settings().tenant->c_str() : "-",
             wanted_.tenant ? wanted_.tenant->c_str() : "-", trust, p.set_tenant ? "set tenant" : "-");
-  server_->set_last_client_id(id_);
+  server_->set_last_client(id_, tenant_namings_);
   if (p.empty()) return;
   std::string bytes;
   if (!p.settings.empty()) {
@@ -802,7 +802,7 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
 
 bool ClientSession::NeedsPrelude() const {
   const SessionSettings& have = server_->settings();
-  return prelude_pending_ || retell_tenant_ || have.tenant_unknown || have.tenant != wanted_.tenant ||
+  return prelude_pending_ || server_->last_client_namings() != tenant_namings_ || have.tenant_unknown || have.tenant != wanted_.tenant ||
          !have.SameSettingsAs(wanted_);
 }
 

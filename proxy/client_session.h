@@ -39,7 +39,7 @@ class ServerSession;
 
 class ClientSession : public StreamHandler {
  public:
-  enum class State { kStartup, kAuth, kLoginWait, kIdle, kWaiting, kActive, kCancelRequest, kClosing };
+  enum class State : uint8_t { kStartup, kAuth, kLoginWait, kIdle, kWaiting, kActive, kCancelRequest, kClosing };
 
   ClientSession(Pooler* pooler, uint64_t id);
   ~ClientSession() override;
@@ -235,9 +235,12 @@ class ClientSession : public StreamHandler {
   bool first_frame_inspected_ = false;  // the next frame HandleActive sees passed HandleIdle's checks
   bool prelude_pending_ = false;  // session mode: the tenant changed while a server is held
   bool pinned_ = false;           // holds its server until it disconnects (session state)
-  // The client named its tenant again: set it on the server even if pgtenant believes the
-  // server has it (SQL pgtenant cannot see may have changed it since).
-  bool retell_tenant_ = false;
+  // How many times the client has named its tenant (SET, set_config, RESET ALL, DISCARD ALL).
+  // A server connection this client used last, under an older count, may still hold a value
+  // the client set in SQL pgtenant cannot see (a function calling set_config): its prelude
+  // sets the tenant again instead of trusting pgtenant's record. (Wraps after 2^32 namings;
+  // a wrong trust would need a connection unused by anyone else for exactly that many.)
+  uint32_t tenant_namings_ = 0;
   // What the statement being forwarded does to the server session, applied to pgtenant's
   // picture of it once the statement (after any prelude) is on its way.
   // kServerReset: DISCARD ALL / DEALLOCATE (settings and prepared statements gone);

@@ -107,7 +107,7 @@ Status ClientSession::ChangeTenant(const std::optional<std::string>& tenant) {
               wanted_.tenant ? wanted_.tenant->c_str() : "(none)", tenant ? tenant->c_str() : "(none)");
   }
   wanted_.tenant = tenant;
-  retell_tenant_ = true;
+  ++tenant_namings_;
   if (server_ != nullptr) {
     // Session mode holds a server between transactions. Another pool's tenant (or a session
     // that must now be refused for having none) must not run on it: give it back (reset) and
@@ -291,6 +291,7 @@ void ClientSession::ReturnToStartupSession(bool discards) {
     holds_tenant_slot_ = startup_tenant_ && pooler_->AcquireTenantSlot(*startup_tenant_).ok();
   }
   wanted_.tenant = startup_tenant_;
+  ++tenant_namings_;
   ResetFollowedSettings();
   after_forward_ = discards ? AfterForward::kServerReset : AfterForward::kSettingsReset;
   if (discards && statements_) statements_->clear();  // DISCARD ALL deallocates them too

@@ -114,7 +114,11 @@ class ServerSession : public StreamHandler {
   std::unordered_map<uint64_t, uint64_t>& prepared() { return prepared_; }
   uint64_t batch_tick() const { return batch_tick_; }
   bool in_transaction_block() const { return txn_status_ != 'I'; }
-  void set_last_client_id(uint64_t id) { last_client_id_ = id; }
+  // The client that ran on this connection last, and its ClientSession::tenant_namings_ then.
+  void set_last_client(uint64_t id, uint32_t tenant_namings) {
+    last_client_id_ = id;
+    last_client_namings_ = tenant_namings;
+  }
   void NoteCopyDoneSent() { copy_in_ = false; }
 
   // The linked client left. The connection is cleaned (ROLLBACK/DISCARD ALL) and released, or
@@ -134,6 +138,7 @@ class ServerSession : public StreamHandler {
   // What the connection holds (used to decide the next client's prelude).
   SessionSettings& settings() { return settings_; }
   uint64_t last_client_id() const { return last_client_id_; }
+  uint32_t last_client_namings() const { return last_client_namings_; }
 
   // StreamHandler
   size_t OnStreamData(std::span<const uint8_t> data) override;
@@ -169,6 +174,7 @@ class ServerSession : public StreamHandler {
   Stream stream_;
   ClientSession* client_ = nullptr;
   uint64_t last_client_id_ = 0;
+  uint32_t last_client_namings_ = 0;
   uint64_t created_ms_;
   uint64_t last_used_ms_;
   uint64_t generation_ = 0;  // the pool's generation when this connection was opened

@@ -819,6 +819,34 @@ TEST_P(TenancyTest, ResetAllAndDiscardAllReturnToStartupTenant) {
   EXPECT_EQ(QueryValue(bare.get(), kObserve), kNoTenant);
 }
 
+// A client's own change pgtenant cannot see (a function calling set_config) may stay with that
+// client, but only until it names a tenant again: then no connection it used before the naming
+// may trust pgtenant's record. Here the client names tenants twice on one connection, Y, and
+// then comes back to X, where its hidden change is still in place. (pgtenant once forgot the
+// naming after the first connection that set it, and the client saw t009 on X again: found by
+// the isolation suite's pool of ten.) The pool is LIFO; `other` steers the client onto X.
+TEST_P(TenancyTest, HiddenChangeDoesNotOutliveTheClientsNextNaming) {
+  if (Session()) GTEST_SKIP() << "in session mode the client keeps one server connection";
+  START_PROXY({}, /*shared_size=*/2);
+  PGconnPtr c = ConnectApp("options='-c app.tenant_id=t001'");
+  PGconnPtr other = ConnectApp("options='-c app.tenant_id=t002'");
+  ASSERT_TRUE(c && other) << LastConnectError();
+  ASSERT_EQ(QueryValue(c.get(), "BEGIN"), "");  // c on X
+  ASSERT_EQ(QueryValue(other.get(), "BEGIN"), "");  // other on Y
+  ASSERT_EQ(QueryValue(other.get(), kObserve), Seen("t002"));
+  ASSERT_EQ(QueryValue(c.get(), "select switch_tenant('t009')"), "t009");
+  ASSERT_EQ(QueryValue(c.get(), "COMMIT"), "");  // X idle, holding t009
+  ASSERT_EQ(QueryValue(other.get(), "COMMIT"), "");  // Y idle after X: Y is taken first
+  EXPECT_EQ(QueryValue(c.get(), "SET app.tenant_id = 't003'"), "");
+  EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t003"));  // on Y
+  EXPECT_EQ(QueryValue(c.get(), "RESET ALL"), "");  // back to t001, on Y
+  EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t001"));  // on Y
+  ASSERT_EQ(QueryValue(other.get(), "BEGIN"), "");
+  ASSERT_EQ(QueryValue(other.get(), kObserve), Seen("t002"));  // other holds Y
+  EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t001")) << "on X, where t009 was set" << ProxyLog();
+  ASSERT_EQ(QueryValue(other.get(), "COMMIT"), "");
+}
+
 // When pgtenant's own statements fail on the server (here a client deallocates pgtenant's
 // tenant statement by its name, so the next tenant change cannot Bind it), the client gets an
 // error and a ReadyForQuery for its statement, never silence, and the next statement runs on a

@@ -66,7 +66,7 @@ void ClientSession::SettleSettingChange(char status) {
 
 void ClientSession::ResetFollowedSettings() {
   if (tracked_ == nullptr) return;
-  for (std::string_view name : {"search_path", "extra_float_digits"}) {
+  for (std::string_view name : routing::kUnreportedTrackedSettings) {
     if (const std::string* startup = tracked_->startup.Find(name)) {
       wanted_.Set(name, *startup);
     } else {

@@ -1,5 +1,6 @@
 #include "routing/setting_statement.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -66,7 +67,8 @@ bool NumberText(const std::string& written, bool negative, std::string* out) {
 }  // namespace
 
 bool IsUnreportedTrackedSetting(std::string_view lower_name) {
-  return lower_name == "search_path" || lower_name == "extra_float_digits";
+  return std::find(kUnreportedTrackedSettings.begin(), kUnreportedTrackedSettings.end(), lower_name) !=
+         kUnreportedTrackedSettings.end();
 }
 
 std::optional<SettingChange> ParseSettingChange(std::string_view sql) {

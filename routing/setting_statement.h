@@ -6,12 +6,17 @@
 #pragma once
 
 #include <optional>
+#include <array>
 #include <string>
 #include <string_view>
 
 namespace pgtenant::routing {
 
-// True for the settings this file tracks; `lower_name` is lower-cased.
+// The tracked parameters of product.md section 4 that PostgreSQL 15 does not report in a
+// ParameterStatus: pgtenant follows a SET of them by reading the statement (lower-case names).
+inline constexpr std::array<std::string_view, 2> kUnreportedTrackedSettings = {"search_path", "extra_float_digits"};
+
+// True for the settings above; `lower_name` is lower-cased.
 bool IsUnreportedTrackedSetting(std::string_view lower_name);
 
 struct SettingChange {

@@ -34,12 +34,9 @@ size_t ClientSession::HandleAdmin(std::span<const uint8_t> data) {
   size_t pos = 0;
   while (state_ == State::kIdle) {
     Frame f;
-    DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), pooler_->config().max_message_size, &f);
-    if (st == DecodeStatus::kNeedMoreData) break;
-    if (st == DecodeStatus::kMalformed) {
-      Fail("08P01", "invalid message: bad length or larger than limits.max_message_size");
-      return data.size();
-    }
+    NextFrame next = DecodeNextFrame(data.subspan(pos), pooler_->config().max_message_size, &f);
+    if (next == NextFrame::kIncomplete) break;
+    if (next == NextFrame::kMalformed) return data.size();
     pos += f.total_size;
     std::string out;
     if (f.type == fe::kTerminate) {

@@ -461,17 +461,25 @@ Pool* ClientSession::ResolvePool(std::string* sqlstate, std::string* message) {
   return p;
 }
 
+ClientSession::NextFrame ClientSession::DecodeNextFrame(std::span<const uint8_t> rest, uint32_t max_size,
+                                                       protocol::Frame* f) {
+  DecodeStatus st = protocol::DecodeTyped(rest, max_size, f);
+  if (st == DecodeStatus::kNeedMoreData) return NextFrame::kIncomplete;
+  if (st == DecodeStatus::kMalformed) {
+    Fail("08P01", "invalid message: bad length or larger than limits.max_message_size");
+    return NextFrame::kMalformed;
+  }
+  return NextFrame::kReady;
+}
+
 size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
   if (admin_) return HandleAdmin(data);
   size_t pos = 0;
   while (state_ == State::kIdle) {
     Frame f;
-    DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), pooler_->config().max_message_size, &f);
-    if (st == DecodeStatus::kNeedMoreData) break;
-    if (st == DecodeStatus::kMalformed) {
-      Fail("08P01", "invalid message: bad length or larger than limits.max_message_size");
-      return data.size();
-    }
+    NextFrame next = DecodeNextFrame(data.subspan(pos), pooler_->config().max_message_size, &f);
+    if (next == NextFrame::kIncomplete) break;
+    if (next == NextFrame::kMalformed) return data.size();
     if (f.type == fe::kTerminate) {
       Close();
       return data.size();
@@ -677,12 +685,9 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
   first_frame_inspected_ = false;
   while (server_ != nullptr) {
     Frame f;
-    DecodeStatus st = protocol::DecodeTyped(data.subspan(pos), max_size, &f);
-    if (st == DecodeStatus::kNeedMoreData) break;
-    if (st == DecodeStatus::kMalformed) {
-      Fail("08P01", "invalid message: bad length or larger than limits.max_message_size");
-      return data.size();
-    }
+    NextFrame next = DecodeNextFrame(data.subspan(pos), max_size, &f);
+    if (next == NextFrame::kIncomplete) break;
+    if (next == NextFrame::kMalformed) return data.size();
     const char type = f.type;
     const bool skip_inspection = first && inspected_first;
     first = false;

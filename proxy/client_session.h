@@ -116,6 +116,10 @@ class ClientSession : public StreamHandler {
   bool HandlePassword(std::span<const uint8_t> payload);
   void AuthSucceeded();
   void FinishLogin(const Pool& pool);
+  // The next message of a logged-in client's input. kMalformed: the client has been failed
+  // with 08P01 (a bad length, or larger than `max_size`).
+  enum class NextFrame : uint8_t { kIncomplete, kReady, kMalformed };
+  NextFrame DecodeNextFrame(std::span<const uint8_t> rest, uint32_t max_size, protocol::Frame* f);
   size_t HandleIdle(std::span<const uint8_t> data);
   size_t HandleActive(std::span<const uint8_t> data);
   size_t HandleAdmin(std::span<const uint8_t> data);

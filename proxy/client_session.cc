@@ -807,8 +807,8 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
 
 bool ClientSession::NeedsPrelude() const {
   const SessionSettings& have = server_->settings();
-  return prelude_pending_ || server_->last_client_namings() != tenant_namings_ || have.tenant_unknown || have.tenant != wanted_.tenant ||
-         !have.SameSettingsAs(wanted_);
+  return prelude_pending_ || server_->last_client_namings() != tenant_namings_ || have.tenant_unknown ||
+         have.tenant != wanted_.tenant || !have.SameSettingsAs(wanted_);
 }
 
 void ClientSession::FlushBatch(std::string* batch) {

@@ -5,8 +5,8 @@
 // one. Pure; anything unusual is not recognised, and the caller then pins as before.
 #pragma once
 
-#include <optional>
 #include <array>
+#include <optional>
 #include <string>
 #include <string_view>
 

@@ -71,11 +71,12 @@ void Worker::Run() {
 
 // ---- session ----
 
-bool Worker::Connect() {
+bool Worker::Connect(const std::string& tenant_wanted) {
   Drop();
-  std::string tenant = RandomTenant();
+  std::string tenant = tenant_wanted.empty() ? RandomTenant() : tenant_wanted;
   std::string user = options_.user, extra;
-  int source = options_.startup_sources ? Rand(4) : 3;
+  // Source 3 names no tenant at startup.
+  int source = !options_.startup_sources ? 3 : tenant_wanted.empty() ? Rand(4) : Rand(3);
   if (source == 0) extra = "options='-c app.tenant_id=" + tenant + "'";
   if (source == 1) extra = "options='--app.tenant_id=" + tenant + "'";
   if (source == 2) user += "." + tenant;

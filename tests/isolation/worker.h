@@ -44,7 +44,8 @@ class Worker {
   };
 
   // ---- session ----
-  bool Connect();
+  // A new session whose startup names `tenant` (a random tenant and source when empty).
+  bool Connect(const std::string& tenant = {});
   void Drop();
   Outcome Exec(const std::string& sql);
   Outcome ExecBound(const char* sql, std::vector<std::string> values);
@@ -87,6 +88,7 @@ class Worker {
   void LiteralChangeInTransaction();
   void HiddenChangeInTransaction();
   void HiddenChangeOutsideTransaction();
+  void HiddenChangeThenNamingAgain();
   void AbortedTransaction();
   void DisconnectMidTransaction();
   void DisconnectMidCopy();

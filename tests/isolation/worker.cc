@@ -71,12 +71,12 @@ void Worker::Run() {
 
 // ---- session ----
 
-bool Worker::Connect(const std::string& tenant_wanted) {
+bool Worker::Connect(const std::string& startup_tenant) {
   Drop();
-  std::string tenant = tenant_wanted.empty() ? RandomTenant() : tenant_wanted;
+  std::string tenant = startup_tenant.empty() ? RandomTenant() : startup_tenant;
   std::string user = options_.user, extra;
   // Source 3 names no tenant at startup.
-  int source = !options_.startup_sources ? 3 : tenant_wanted.empty() ? Rand(4) : Rand(3);
+  int source = !options_.startup_sources ? 3 : startup_tenant.empty() ? Rand(4) : Rand(3);
   if (source == 0) extra = "options='-c app.tenant_id=" + tenant + "'";
   if (source == 1) extra = "options='--app.tenant_id=" + tenant + "'";
   if (source == 2) user += "." + tenant;

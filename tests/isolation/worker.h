@@ -44,8 +44,8 @@ class Worker {
   };
 
   // ---- session ----
-  // A new session whose startup names `tenant` (a random tenant and source when empty).
-  bool Connect(const std::string& tenant = {});
+  // A new session whose startup names `startup_tenant` (a random tenant and source when empty).
+  bool Connect(const std::string& startup_tenant = {});
   void Drop();
   Outcome Exec(const std::string& sql);
   Outcome ExecBound(const char* sql, std::vector<std::string> values);

@@ -6,9 +6,10 @@
 #   run_drivers.sh BUILD_DIR [DRIVER...]     DRIVER: psycopg2 psycopg3 asyncpg jdbc node (default all)
 #
 # Uses the PostgreSQL fixture named by $PGTENANT_FIXTURE_ENV (as ctest gives it) or starts its own
-# (tests/integration/pg_fixture.sh). Installs the drivers' Debian packages when missing (root only)
-# and node-postgres with `npm ci` into BUILD_DIR/drivers/node. Prints one line per driver and
-# target and a last line "N passed, M failed"; exits 1 when anything failed.
+# (tests/integration/pg_fixture.sh). Installs nothing: the drivers' Debian packages and
+# node-postgres (tests/drivers/install.sh) come from scripts/install-deps, and a missing one stops
+# the run with a message that says so. Prints one line per driver and target and a last line
+# "N passed, M failed"; exits 1 when anything failed.
 #
 # Environment: PGTENANT_DRIVERS_CLIENTS (50), PGTENANT_DRIVERS_ITERATIONS (20),
 # PGTENANT_DRIVERS_TARGETS ("direct pgtenant"), PGTENANT_DRIVERS_VERBOSE=1 (pgtenant -v).
@@ -63,24 +64,24 @@ package_present() {
   esac
 }
 
-ensure_packages() {
+# node-postgres as tests/drivers/install.sh leaves it (from the committed lock file).
+NODE_DIR="$SCRIPT_DIR/node"
+node_modules_present() {
+  [[ -d "$NODE_DIR/node_modules/pg" ]] &&
+    cmp -s "$NODE_DIR/package-lock.json" "$NODE_DIR/node_modules/.pgtenant-installed-lock.json"
+}
+
+check_installed() {
   local missing=() p d
   for d in "${DRIVERS[@]}"; do
     for p in $(packages_of "$d"); do
       package_present "$p" || [[ " ${missing[*]} " == *" $p "* ]] || missing+=("$p")
     done
   done
-  [[ ${#missing[@]} -eq 0 ]] && return 0
-  [[ "$(id -u)" -eq 0 ]] || die "missing packages ${missing[*]}: run scripts/install-deps as root"
-  log "installing ${missing[*]}"
-  local start=$SECONDS
-  export DEBIAN_FRONTEND=noninteractive
-  if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
-    >"$WORK/apt.log" 2>&1; then
-    tail -n 20 "$WORK/apt.log" >&2
-    die "apt-get install ${missing[*]} failed"
+  [[ ${#missing[@]} -eq 0 ]] || die "missing Debian packages ${missing[*]}: run scripts/install-deps (as root)"
+  if [[ " ${DRIVERS[*]} " == *" node "* ]] && ! node_modules_present; then
+    die "node-postgres is not installed in tests/drivers/node/node_modules, or not from the current package-lock.json: run scripts/install-deps (or tests/drivers/install.sh)"
   fi
-  log "installed in $((SECONDS - start))s"
 }
 
 # ---- PostgreSQL and pgtenant ----
@@ -216,17 +217,6 @@ prepare_driver() {
       javac -nowarn -d "$WORK/jdbc" -cp "$JDBC_JAR" "$SCRIPT_DIR/jdbc/JdbcWorkload.java" \
         >"$WORK/javac.log" 2>&1 || { cat "$WORK/javac.log" >&2; return 1; }
       ;;
-    node)
-      # npm ci into the build dir, from the committed lock file; skipped when it is unchanged.
-      mkdir -p "$WORK/node"
-      cp "$SCRIPT_DIR/node/workload.js" "$WORK/node/"
-      if ! cmp -s "$SCRIPT_DIR/node/package-lock.json" "$WORK/node/package-lock.json" ||
-         [[ ! -d "$WORK/node/node_modules/pg" ]]; then
-        cp "$SCRIPT_DIR/node/package.json" "$SCRIPT_DIR/node/package-lock.json" "$WORK/node/"
-        (cd "$WORK/node" && npm ci --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1 ||
-          { cat "$WORK/npm.log" >&2; return 1; }
-      fi
-      ;;
   esac
 }
 
@@ -237,7 +227,7 @@ workload_cmd() {
     psycopg3) echo "$PYTHON -B -u $SCRIPT_DIR/psycopg3_workload.py" ;;
     asyncpg) echo "$PYTHON -B -u $SCRIPT_DIR/asyncpg_workload.py" ;;
     jdbc) echo "java -cp $WORK/jdbc:$JDBC_JAR JdbcWorkload" ;;
-    node) echo "node $WORK/node/workload.js" ;;
+    node) echo "node $NODE_DIR/workload.js" ;;
   esac
 }
 
@@ -298,7 +288,7 @@ run_one() {
 
 main() {
   local suite_start=$SECONDS d
-  ensure_packages
+  check_installed
   load_fixture
   log "PostgreSQL on port $PG_PORT; a fresh pgtenant for each driver (logs $WORK/pgtenant-DRIVER.log)"
   for d in "${DRIVERS[@]}"; do

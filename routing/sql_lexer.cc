@@ -284,7 +284,9 @@ bool SqlLexer::LexDollarOrParam(size_t start, Token* out) {
   }
   if (p >= n || sql_[p] != '$') {
     out->kind = TokenKind::kPunct;
-    out->text = "$";
+    // assign(1, '$'), not = "$": GCC 12 at -O3 reports a false -Wrestrict on assigning a
+    // one-character literal to a std::string.
+    out->text.assign(1, '$');
     pos_ = start + 1;
     return true;
   }

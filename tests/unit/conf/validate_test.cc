@@ -218,7 +218,7 @@ TEST(ScramVerifier, WellFormedAndNot) {
   EXPECT_FALSE(IsWellFormedScramVerifier("SCRAM-SHA-256$"));
   EXPECT_FALSE(IsWellFormedScramVerifier(good.substr(0, good.size() - 4)));  // truncated ServerKey
   std::string zero_iterations = good;
-  zero_iterations.replace(14, 4, "0");
+  zero_iterations.replace(14, 4, 1, '0');  // (1, '0'): GCC 12 -O3 false -Wrestrict on "0"
   EXPECT_FALSE(IsWellFormedScramVerifier(zero_iterations));
   std::string bad_char = good;
   bad_char[30] = '!';

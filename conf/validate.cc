@@ -1,5 +1,6 @@
 #include "conf/validate.h"
 
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,6 +151,10 @@ class Validator {
   void Listen() {
     const auto& l = c_.listen;
     Required("listen.host", l.host, "an address to listen on, e.g. 127.0.0.1 or 0.0.0.0");
+    if (!l.host.empty() && !IsListenHost(l.host)) {
+      Error("listen.host", Quote(l.host) + " is not an IP address, \"*\" or a host name",
+            "e.g. 127.0.0.1, 0.0.0.0, ::, * (every address) or localhost");
+    }
     Range("listen.port", l.port, 1, 65535);
     Range("listen.max_client_connections", l.max_client_connections, 1, INT32_MAX);
     if (l.tls.mode == ClientTlsMode::kDisable) return;
@@ -361,6 +366,32 @@ bool IsCustomGucName(std::string_view name) {
     start = end + 1;
   }
   return parts >= 2;
+}
+
+bool IsListenHost(std::string_view host) {
+  if (host == "*") return true;
+  std::string text(host);
+  unsigned char addr[16];
+  if (inet_pton(AF_INET, text.c_str(), addr) == 1 || inet_pton(AF_INET6, text.c_str(), addr) == 1) {
+    return true;
+  }
+  if (host.size() > 1 && host.back() == '.') host.remove_suffix(1);  // "db.example.com."
+  if (host.empty() || host.size() > 253) return false;
+  size_t label = 0;
+  for (size_t i = 0; i <= host.size(); ++i) {
+    if (i == host.size() || host[i] == '.') {
+      // An empty label ("a..b", ".a") or one that begins or ends with '-' is not a name.
+      if (label == 0 || label > 63 || host[i - label] == '-' || host[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    char c = host[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_';
+    if (!ok) return false;
+    ++label;
+  }
+  return true;
 }
 
 }  // namespace pgtenant::conf

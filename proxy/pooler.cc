@@ -20,6 +20,7 @@
 #include "protocol/md5_auth.h"
 #include "proxy/cancel.h"
 #include "proxy/client_session.h"
+#include "proxy/listen_address.h"
 #include "proxy/log.h"
 #include "proxy/server_session.h"
 
@@ -143,20 +144,8 @@ Status Pooler::Start() {
   metrics_->OnReload(true);  // the startup load counts as the first good one
   config_text_ = ReadFileText(config_->source_path);
   const conf::Listen& l = config_->listen;
-  sockaddr_storage addr;
-  if (uv_ip4_addr(l.host.c_str(), l.port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
-      uv_ip6_addr(l.host.c_str(), l.port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
-    return Status::Error("F0000", "listen.host \"" + l.host + "\" is not an IP address");
-  }
-  uv_tcp_init(loop_, &listener_);
-  listener_.data = this;
-  int rc = uv_tcp_bind(&listener_, reinterpret_cast<sockaddr*>(&addr), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), kListenBacklog, OnConnection);
-  if (rc != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-    return Status::Error("F0000", "cannot listen on " + l.host + ":" + std::to_string(l.port) + ": " +
-                                      uv_strerror(rc));
-  }
+  Status ls = Listen(l);
+  if (!ls.ok()) return ls;
   for (auto* sig : {&sigterm_, &sigint_, &sighup_}) {
     uv_signal_init(loop_, sig);
     sig->data = this;
@@ -172,6 +161,44 @@ Status Pooler::Start() {
   uv_timer_start(&janitor_, OnJanitor, kJanitorIntervalMs, kJanitorIntervalMs);
   StartConfigWatch();
   LOG_INFO("pgtenant listening on %s:%d with %zu pool(s)", l.host.c_str(), l.port, pools_.size());
+  return Status::Ok();
+}
+
+Status Pooler::Listen(const conf::Listen& l) {
+  auto addresses = ResolveListenHost(l.host, l.port);
+  if (!addresses.ok()) return addresses.status();
+  // With several addresses ("*", a name with IPv4 and IPv6 ones) an IPv6 socket must not also
+  // take the IPv4 wildcard; a single "::" keeps Linux's dual-stack socket, as before.
+  unsigned flags = addresses->size() > 1 ? UV_TCP_IPV6ONLY : 0;
+  std::string failures, bound;
+  for (const ListenAddress& a : *addresses) {
+    auto handle = std::make_unique<uv_tcp_t>();
+    uv_tcp_init(loop_, handle.get());
+    handle->data = this;
+    int rc = uv_tcp_bind(handle.get(), reinterpret_cast<const sockaddr*>(&a.addr),
+                         a.addr.ss_family == AF_INET6 ? flags : 0);
+    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(handle.get()), kListenBacklog, OnConnection);
+    if (rc != 0) {
+      failures += (failures.empty() ? "" : "; ") + a.text + ": " + uv_strerror(rc);
+      uv_close(reinterpret_cast<uv_handle_t*>(handle.get()), nullptr);
+      closed_listeners_.push_back(std::move(handle));  // freed with the Pooler, after the close ran
+      continue;
+    }
+    listeners_.push_back(std::move(handle));
+    bound += (bound.empty() ? "" : ", ") + a.text;
+  }
+  if (listeners_.empty()) {
+    return Status::Error("F0000", "cannot listen on listen.host \"" + l.host + "\" port " +
+                                      std::to_string(l.port) + ": " + failures);
+  }
+  // As PgBouncer does with listen_addr: one address that cannot be bound (no IPv6 on this host,
+  // say) is a warning while another one serves.
+  if (!failures.empty()) {
+    LOG_WARNING("listen.host \"%s\": not listening on %s", l.host.c_str(), failures.c_str());
+  }
+  if (addresses->size() > 1 || bound.rfind(l.host + ":", 0) != 0) {
+    LOG_INFO("listen.host \"%s\": listening on %s", l.host.c_str(), bound.c_str());
+  }
   return Status::Ok();
 }
 
@@ -438,7 +465,10 @@ void Pooler::BeginShutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   shutdown_started_ms_ = NowMs();
-  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  for (auto& listener : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(listener.get()), nullptr);
+  closed_listeners_.insert(closed_listeners_.end(), std::make_move_iterator(listeners_.begin()),
+                           std::make_move_iterator(listeners_.end()));
+  listeners_.clear();
   // Clients outside a transaction go now; the others when their transaction ends.
   std::vector<ClientSession*> all = clients_.Snapshot();
   for (ClientSession* c : all) {

@@ -123,6 +123,8 @@ class Pooler {
   void FinishShutdownIfIdle();
   void UpdateGauges();
   Status StartMetrics();
+  // Binds every address of listen.host (proxy/listen_address.h); an error when none could be.
+  Status Listen(const conf::Listen& l);
   void StartConfigWatch();
   static void OnConfigFileEvent(uv_fs_event_t* handle, const char* filename, int events, int status);
   static void OnConfigSettled(uv_timer_t* timer);
@@ -143,7 +145,10 @@ class Pooler {
   ClientRegistry clients_;
   SettingsInterner settings_interner_;
   uint64_t next_client_id_ = 1;
-  uv_tcp_t listener_;
+  // One listener per address of listen.host; closed ones are kept (and freed with the Pooler)
+  // because libuv may still touch a handle until its close has run.
+  std::vector<std::unique_ptr<uv_tcp_t>> listeners_;
+  std::vector<std::unique_ptr<uv_tcp_t>> closed_listeners_;
   uv_signal_t sigterm_, sigint_, sighup_;
   uv_timer_t janitor_;
   bool shutting_down_ = false;

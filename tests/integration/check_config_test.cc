@@ -1,10 +1,11 @@
-// `pgtenant --check-config` and `--config` on broken and valid files (product.md section 1):
+// `pgtenant --check-config` and `--config` on broken and valid files (docs/reference.md section 1):
 // every problem is printed with its key path, and the exit code says whether the file is valid.
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "integration/harness.h"
@@ -97,6 +98,47 @@ TEST_F(CheckConfigTest, ValidConfigPasses) {
   CommandResult r = RunPgtenant("--check-config", path);
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+// listen.host may be a host name, as PgBouncer's listen_addr may: what --check-config accepts,
+// pgtenant starts on (every address the name resolves to; "localhost" includes 127.0.0.1).
+TEST_F(CheckConfigTest, HostNameInListenHostPassesTheCheckAndServes) {
+  int port = FreePort();
+  std::string yaml = DefaultProxyConfig(port, PgFixture::Get());
+  const std::string literal = "listen:\n  host: 127.0.0.1\n";
+  ASSERT_EQ(yaml.rfind(literal, 0), 0u) << yaml;
+  yaml.replace(0, literal.size(), "listen:\n  host: localhost\n");
+
+  CommandResult check = RunPgtenant("--check-config", WriteConfig("hostname.yaml", yaml));
+  EXPECT_FALSE(check.timed_out);
+  ASSERT_EQ(check.exit_code, 0) << check.output;
+
+  std::string error;
+  std::unique_ptr<ProxyProcess> proxy = ProxyProcess::Start(yaml, &error);
+  ASSERT_TRUE(proxy) << error;
+  PGconnPtr conn = Connect("host=127.0.0.1 port=" + std::to_string(port) +
+                           " dbname=app user=app password=app_pw sslmode=disable connect_timeout=10"
+                           " options='-c app.tenant_id=t001'");
+  ASSERT_TRUE(conn) << LastConnectError() << "\n" << proxy->Log();
+  EXPECT_EQ(QueryValue(conn.get(), "select current_setting('app.tenant_id')"), "t001");
+}
+
+// A listen.host that is neither an address, "*" nor a name is refused by the check, and by the
+// start with the same words.
+TEST_F(CheckConfigTest, ListenHostThatIsNoNameIsRefusedByCheckAndStart) {
+  std::string yaml = DefaultProxyConfig(FreePort(), PgFixture::Get());
+  const std::string literal = "listen:\n  host: 127.0.0.1\n";
+  ASSERT_EQ(yaml.rfind(literal, 0), 0u) << yaml;
+  yaml.replace(0, literal.size(), "listen:\n  host: \"127.0.0.1:6432\"\n");
+  std::string path = WriteConfig("badhost.yaml", yaml);
+  for (const char* flag : {"--check-config", "--config"}) {
+    CommandResult r = RunPgtenant(flag, path);
+    ASSERT_FALSE(r.timed_out) << flag << ":\n" << r.output;
+    EXPECT_EQ(r.exit_code, 1) << flag << ":\n" << r.output;
+    EXPECT_NE(r.output.find("listen.host: \"127.0.0.1:6432\" is not an IP address"),
+              std::string::npos)
+        << flag << ":\n" << r.output;
+  }
 }
 
 TEST_F(CheckConfigTest, MissingFileIsAnErrorNamingIt) {

@@ -54,6 +54,10 @@ std::vector<Case> Cases() {
       {"HugePortSaturates", B("listen:\n  port: 99999999999999999999999\n"), "listen.port", 6, "between 1 and 65535"},
       {"MetricsPortNegative", B("metrics: {port: -1}\n"), "metrics.port", 5, "between 0 and 65535"},
       {"PoolPortZero", B("    port: 0\n"), "pools.p.port", 5, "between 1 and 65535"},
+      {"ListenHostNotAName", B("listen: {host: 'db server'}\n"), "listen.host", 5,
+       "\"db server\" is not an IP address, \"*\" or a host name"},
+      {"ListenHostWithPort", B("listen: {host: '127.0.0.1:6432'}\n"), "listen.host", 5,
+       "is not an IP address"},
       {"ListenMaxClientsZero", B("listen: {max_client_connections: 0}\n"), "listen.max_client_connections", 5, "at least 1"},
       {"PoolSizeZero", B("    size: 0\n"), "pools.p.size", 5, "must be at least 1, got 0"},
       {"TenantMaxClientsNegative", B("tenants:\n  acme: {pool: p, max_client_connections: -1}\n"),
@@ -195,7 +199,10 @@ INSTANTIATE_TEST_SUITE_P(
                        B("timeouts: {client_login: 500ms, query_wait: 15s, idle_transaction: 10m, "
                          "server_connect: 1h, server_idle: 2d, server_lifetime: 3600, shutdown: 0}\n")),
         std::make_pair("MessageSizeBounds", B("limits: {max_message_size: 1GB}\n")),
-        std::make_pair("YesIsTrue", B("config_watch: yes\n"))),
+        std::make_pair("YesIsTrue", B("config_watch: yes\n")),
+        std::make_pair("ListenHostName", B("listen: {host: localhost}\n")),
+        std::make_pair("ListenHostEveryAddress", B("listen: {host: '*'}\n")),
+        std::make_pair("ListenHostIpv6", B("listen: {host: '::'}\n"))),
     [](const auto& info) { return std::string(info.param.first); });
 
 TEST(ClassifyPassword, Kinds) {
@@ -223,6 +230,20 @@ TEST(ScramVerifier, WellFormedAndNot) {
   std::string bad_char = good;
   bad_char[30] = '!';
   EXPECT_FALSE(IsWellFormedScramVerifier(bad_char));
+}
+
+// listen.host as PgBouncer's listen_addr: what --check-config accepts, pgtenant binds at start.
+TEST(ListenHost, Shapes) {
+  for (const char* ok : {"*", "127.0.0.1", "0.0.0.0", "::", "::1", "fe80::1", "localhost",
+                         "db-1.example.com", "db.example.com.", "pgtenant_proxy"}) {
+    EXPECT_TRUE(IsListenHost(ok)) << ok;
+  }
+  for (const char* bad : {"", "db server", "127.0.0.1:6432", "[::1]", "-db", "db-", "a..b", ".",
+                          "*.example.com", "0.0.0.0/0", "http://localhost"}) {
+    EXPECT_FALSE(IsListenHost(bad)) << bad;
+  }
+  EXPECT_TRUE(IsListenHost(std::string(63, 'a') + ".com"));
+  EXPECT_FALSE(IsListenHost(std::string(64, 'a') + ".com"));
 }
 
 TEST(CustomGucName, Shapes) {

@@ -1,4 +1,4 @@
-// `pgtenant --check-config FILE` (product.md section 1): validate and print every problem.
+// `pgtenant --check-config FILE` (docs/reference.md section 1): validate and print every problem.
 #pragma once
 
 #include <ostream>

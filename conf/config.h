@@ -1,6 +1,6 @@
-// The whole pgtenant configuration (product.md section 2) as plain structs with in-class
-// defaults. A loaded Config is frozen: it is shared as std::shared_ptr<const Config> and
-// swapped whole on reload, never mutated in place.
+// The whole pgtenant configuration (docs/reference.md section 2; docs/configuration.md) as plain
+// structs with in-class defaults. A loaded Config is frozen: it is shared as
+// std::shared_ptr<const Config> and swapped whole on reload, never mutated in place.
 #pragma once
 
 #include <cstdint>

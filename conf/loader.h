@@ -1,4 +1,5 @@
-// Loading a pgtenant config file (product.md section 2) in three steps (style.md #10):
+// Loading a pgtenant config file (docs/reference.md section 2) in three steps (docs/development.md,
+// *Config loading*):
 //   1. decode: yaml-cpp fills the plain structs of conf/config.h; YAML syntax errors, unknown keys
 //      and wrong types become diagnostics (yaml-cpp's exceptions stop at this boundary);
 //   2. validate: ValidateConfig (conf/validate.h) checks the whole config and gathers EVERY problem;

@@ -1,7 +1,8 @@
-// YamlReader: step one of loading (style.md #10). Reads yaml-cpp nodes into plain values and turns
-// every shape or type problem (unknown key, duplicate key, a list where a map is wanted, "abc" for a
-// number, an unknown enum name) into a Diagnostic instead of an exception, then carries on so that
-// one run reports everything. It records the line of every key it reads in a SourceLines.
+// YamlReader: step one of loading (docs/development.md, *Config loading*). Reads yaml-cpp nodes
+// into plain values and turns every shape or type problem (unknown key, duplicate key, a list where
+// a map is wanted, "abc" for a number, an unknown enum name) into a Diagnostic instead of an
+// exception, then carries on so that one run reports everything. It records the line of every key
+// it reads in a SourceLines.
 //
 // Internal to conf/. Not thread-safe; one reader per load.
 #pragma once

@@ -17,7 +17,7 @@ class [[nodiscard]] Status {
   static Status Error(std::string sqlstate, std::string message) {
     return Status(std::move(sqlstate), std::move(message));
   }
-  // Shorthands for the SQLSTATEs of product.md section 3.
+  // Shorthands for the SQLSTATEs of docs/reference.md section 3.
   static Status ProtocolViolation(std::string m) { return Error("08P01", std::move(m)); }
   static Status InvalidParameter(std::string m) { return Error("22023", std::move(m)); }
   static Status InvalidAuthorization(std::string m) { return Error("28000", std::move(m)); }

@@ -13,8 +13,8 @@ namespace {
 
 using Cell = std::optional<std::string>;
 
-// Keys that a reload cannot change (product.md section 5: only listen host/port need a restart;
-// the metrics endpoint is bound once at start as well).
+// Keys that a reload cannot change (docs/reference.md section 5: only listen host/port need a
+// restart; the metrics endpoint is bound once at start as well).
 bool NeedsRestart(const std::string& key) {
   return key == "listen.host" || key == "listen.port" || key == "metrics.host" ||
          key == "metrics.port" || key == "metrics.tenant_labels";

@@ -179,7 +179,7 @@ const char* PoolModeName(conf::PoolMode m) {
 }
 
 // One column of a SHOW table: its name and how to get its cell from a row. Captureless lambdas,
-// so each table is a constant array (style.md: describe messages in tables).
+// so each table is a constant array (docs/development.md, *Message tables*).
 template <typename Row>
 struct Column {
   const char* name;

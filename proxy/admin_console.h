@@ -1,5 +1,5 @@
-// The admin console (product.md section 5), PgBouncer-style: parsing of the admin commands and
-// rendering of their result sets. Pure: no sockets, no loop, no live objects. The session that
+// The admin console (docs/reference.md section 5), PgBouncer-style: parsing of the admin commands
+// and rendering of their result sets. Pure: no sockets, no loop, no live objects. The session that
 // serves the virtual admin database fills the row structs from the pools and sessions, calls a
 // Render*() function and sends the bytes followed by its own ReadyForQuery.
 //

@@ -1,4 +1,4 @@
-// pgtenant command line: run the proxy, or check a config (product.md section 1).
+// pgtenant command line: run the proxy, or check a config (docs/reference.md section 1).
 #include <signal.h>
 #include <sys/resource.h>
 #include <uv.h>

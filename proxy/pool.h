@@ -1,4 +1,4 @@
-// Pool: the server connections of one configured backend (product.md section 2 `pools`), the
+// Pool: the server connections of one configured backend (docs/configuration.md, `pools`), the
 // clients waiting for one, and the rule that hands a released server to the longest waiter
 // (at the end of the loop iteration that released it, see Release). At most `size` server
 // connections exist (connected or connecting).

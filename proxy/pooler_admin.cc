@@ -1,4 +1,4 @@
-// The admin console's commands (product.md section 5), answered from the live objects.
+// The admin console's commands (docs/reference.md section 5), answered from the live objects.
 #include <algorithm>
 #include <ctime>
 #include <tuple>

@@ -1,15 +1,15 @@
 // Stream: one TCP connection on the loop. It owns the uv_tcp_t, the bytes received but not yet
 // consumed, and the write queue, and reports to exactly one StreamHandler.
 //
-// Buffers (style.md #7): reads land in one loop-wide scratch buffer, so an idle connection holds
-// no read buffer at all. The handler consumes what it can straight from there; only the
-// unconsumed tail (a partial message, or data held back while a client waits for a server) is
-// copied into the stream's own buffer. Writes try uv_try_write() first and copy only what the
+// Buffers (docs/development.md, *Buffers*): reads land in one loop-wide scratch buffer, so an idle
+// connection holds no read buffer at all. The handler consumes what it can straight from there;
+// only the unconsumed tail (a partial message, or data held back while a client waits for a server)
+// is copied into the stream's own buffer. Writes try uv_try_write() first and copy only what the
 // kernel did not take, so forwarding a batch of messages usually costs no copy and one syscall.
 //
-// Lifetime (style.md #6): the owner embeds the Stream; Close() starts uv_close and the owner may
-// free itself only in OnStreamClosed(). After any call into the handler, check closing().
-// Loop-affine: everything runs on the event-loop thread.
+// Lifetime (docs/development.md, *libuv lifetimes*): the owner embeds the Stream; Close() starts
+// uv_close and the owner may free itself only in OnStreamClosed(). After any call into the handler,
+// check closing(). Loop-affine: everything runs on the event-loop thread.
 #pragma once
 
 #include <uv.h>

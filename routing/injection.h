@@ -1,5 +1,5 @@
 // The SQL pgtenant itself sends to a server connection to put the client's tenant in place
-// (product.md section 3: "it reaches a server only through proper quoting"). Output is safe
+// (docs/reference.md section 3: "it reaches a server only through proper quoting"). Output is safe
 // whatever the input bytes are: literals are quoted so that the server reads back exactly the
 // input, under either setting of standard_conforming_strings, or fails to parse.
 //

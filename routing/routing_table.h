@@ -1,4 +1,4 @@
-// The immutable tenant -> pool map of one config generation (product.md sections 2 and 3).
+// The immutable tenant -> pool map of one config generation (docs/reference.md sections 2 and 3).
 // Built once per (re)load and shared as std::shared_ptr<const RoutingTable>; a reload builds a
 // new table and swaps the pointer, so readers never lock and a session keeps the table it
 // started a decision with.

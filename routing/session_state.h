@@ -1,5 +1,5 @@
 // Statements that leave state in the server session which cannot follow a client to another
-// server connection (product.md section 4): SQL PREPARE, temporary tables, LISTEN, session
+// server connection (docs/reference.md section 4): SQL PREPARE, temporary tables, LISTEN, session
 // advisory locks, DECLARE ... WITH HOLD, LOAD, SET ROLE / SESSION AUTHORIZATION and
 // session-level SET of parameters pgtenant does not track. A client that runs one is pinned to
 // its server connection until it disconnects. Pure; errs towards pinning.

@@ -1,8 +1,8 @@
-// Session-level changes of the settings pgtenant restores on every server connection but the
-// server does not report (product.md section 4: search_path and extra_float_digits; the others
-// come back in ParameterStatus). Recognising `SET search_path = app, public` lets pgtenant
-// carry the value to the client's next server connection instead of pinning the client to this
-// one. Pure; anything unusual is not recognised, and the caller then pins as before.
+// Session-level changes of the settings pgtenant restores on every server connection but the server
+// does not report (docs/reference.md section 4: search_path and extra_float_digits; the others come
+// back in ParameterStatus). Recognising `SET search_path = app, public` lets pgtenant carry the
+// value to the client's next server connection instead of pinning the client to this one. Pure;
+// anything unusual is not recognised, and the caller then pins as before.
 #pragma once
 
 #include <array>
@@ -12,7 +12,7 @@
 
 namespace pgtenant::routing {
 
-// The tracked parameters of product.md section 4 that PostgreSQL 15 does not report in a
+// The tracked parameters of docs/reference.md section 4 that PostgreSQL 15 does not report in a
 // ParameterStatus: pgtenant follows a SET of them by reading the statement (lower-case names).
 inline constexpr std::array<std::string_view, 2> kUnreportedTrackedSettings = {"search_path", "extra_float_digits"};
 

@@ -1,6 +1,6 @@
 // Finds, in the text of a simple Query (or a Parse), the statements that change or reset the
 // tenant variable, begin or end a transaction block, or reset the session, so the proxy can
-// answer tenant changes itself (product.md section 3, source `set`) and keep every other
+// answer tenant changes itself (docs/reference.md section 3, source `set`) and keep every other
 // statement on the server. It tokenizes with SqlLexer (never regex over raw text), so comments,
 // string bodies and dollar quotes cannot fake or hide a SET.
 //

@@ -1,5 +1,5 @@
 // Which tenant a client session acts for at login, from the startup packet alone
-// (product.md section 3: sources `parameter`, `options`, `user`), and whether a user may act
+// (docs/reference.md section 3: sources `parameter`, `options`, `user`), and whether a user may act
 // as a tenant (at login and at SET time).
 //
 // Typical use in the login path:
@@ -32,7 +32,7 @@ struct StartupIdentity {
   // only when `tenant` is set.
   conf::TenantSource tenant_source = conf::TenantSource::kParameter;
   // The `options` startup parameter with the tenant variable's settings removed, for the
-  // caller to apply on every server connection (product.md section 4).
+  // caller to apply on every server connection (docs/reference.md section 4).
   StartupOptions other_options;
 };
 

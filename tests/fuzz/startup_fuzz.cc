@@ -39,7 +39,7 @@ conf::User MakeUser(const std::string& name, std::vector<std::string> tenants) {
   return u;
 }
 
-// Config 0: product.md's example (every source, default pool). Config 1: only the user source
+// Config 0: the usual one (every source, default pool). Config 1: only the user source
 // and SET, a multi-byte separator, a regex id pattern and no default pool.
 conf::Config MakeConfig(int variant) {
   conf::Config c;

@@ -331,12 +331,12 @@ TEST_F(CorePoolingTest, StartupSettingsFollowTheClientAsTheServerReadsThem) {
 }
 
 // A session-level SET of search_path or extra_float_digits (not reported by the server) made
-// outside a transaction block follows the client to its next server connection, as product.md
-// section 4 promises of every tracked parameter; another client of the same connection keeps
-// the defaults. RESET returns the startup value, a refused value changes nothing, and the
-// extended protocol (PgJDBC's SET extra_float_digits = 3) is followed too. Pool of one with a
-// short query_wait: a client pinned by its SET would make the other client's query fail.
-// Also run against PostgreSQL directly (PGTENANT_TEST_DIRECT=1): the same values come back.
+// outside a transaction block follows the client to its next server connection, as
+// docs/reference.md section 4 promises of every tracked parameter; another client of the same
+// connection keeps the defaults. RESET returns the startup value, a refused value changes nothing,
+// and the extended protocol (PgJDBC's SET extra_float_digits = 3) is followed too. Pool of one with
+// a short query_wait: a client pinned by its SET would make the other client's query fail. Also run
+// against PostgreSQL directly (PGTENANT_TEST_DIRECT=1): the same values come back.
 TEST_F(CorePoolingTest, SetOfUnreportedTrackedSettingsFollowsTheClient) {
   ProxyConfigOptions options;
   options.shared_size = 1;

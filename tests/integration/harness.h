@@ -98,9 +98,10 @@ struct ProxyConfigOptions {
   std::string extra_yaml;
 };
 
-// The standard test config (product.md section 2): users app/app_pw (any tenant), admin/admin_pw,
-// acme_service/acme_pw (tenant acme); pool `shared` (database app) and `acme` (database acme),
-// both as role app_rls; tenant acme on pool acme, every other tenant on shared; no metrics.
+// The standard test config (docs/reference.md section 2): users app/app_pw (any tenant),
+// admin/admin_pw, acme_service/acme_pw (tenant acme); pool `shared` (database app) and `acme`
+// (database acme), both as role app_rls; tenant acme on pool acme, every other tenant on shared; no
+// metrics.
 std::string ProxyConfig(int listen_port, const PgFixture& pg, const ProxyConfigOptions& options);
 std::string DefaultProxyConfig(int listen_port, const PgFixture& pg,
                                const std::string& extra_yaml = "");

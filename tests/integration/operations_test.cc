@@ -1,6 +1,6 @@
-// Operating pgtenant (product.md section 5): exact usage counters in the metrics scrape, SHOW
-// TENANTS and SHOW STATS; every admin console command; PAUSE/RESUME, KILL and SHUTDOWN seen from
-// the clients they act on.
+// Operating pgtenant (docs/reference.md section 5): exact usage counters in the metrics scrape,
+// SHOW TENANTS and SHOW STATS; every admin console command; PAUSE/RESUME, KILL and SHUTDOWN seen
+// from the clients they act on.
 //
 // What pgtenant counts (proxy/server_session.cc, proxy/client_session.cc): a transaction is each
 // ReadyForQuery 'I' from the server that is forwarded to the client (pgtenant's own SETs are

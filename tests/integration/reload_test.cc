@@ -1,10 +1,10 @@
-// Hot reload under load (product.md section 5): 200 clients run short transactions for tenants
-// t000..t049 while the config is rewritten and reloaded 50 times, by SIGHUP, by the admin
-// RELOAD command and once by config_watch alone. Valid configs move tenants between pools, add
-// and remove a pool and a user and resize a pool; invalid ones (a YAML syntax error, an unknown
-// key, a pool without database) must change nothing and be reported in the log, in
-// pgtenant_config_reloads_total{result="failure"} and in RELOAD's error. No client transaction
-// may fail, and a moved tenant's next transaction must run on its new pool.
+// Hot reload under load (docs/reference.md section 5): 200 clients run short transactions for
+// tenants t000..t049 while the config is rewritten and reloaded 50 times, by SIGHUP, by the admin
+// RELOAD command and once by config_watch alone. Valid configs move tenants between pools, add and
+// remove a pool and a user and resize a pool; invalid ones (a YAML syntax error, an unknown key, a
+// pool without database) must change nothing and be reported in the log, in
+// pgtenant_config_reloads_total{result="failure"} and in RELOAD's error. No client transaction may
+// fail, and a moved tenant's next transaction must run on its new pool.
 //
 // Which pool served a transaction is seen from outside pgtenant where possible: t007 moves
 // between shared (database app) and acme (database acme), so current_database() tells; t008

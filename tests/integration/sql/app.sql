@@ -1,4 +1,4 @@
--- The shared database: one RLS table for many tenants, as product.md describes it.
+-- The shared database: one RLS table for many tenants, as docs/reference.md describes it.
 -- Loaded by pg_fixture.sh as the superuser `postgres` into the database `app`.
 
 -- items belongs to postgres, so app_rls (not owner, not superuser, no BYPASSRLS) is always

@@ -1,5 +1,6 @@
-// LoadConfigFile / LoadConfigString end to end: the product.md example, defaults, derived fields,
-// several errors at once, YAML syntax errors, unreadable files and hostile input.
+// LoadConfigFile / LoadConfigString end to end: the complete example (testdata/full.yaml),
+// defaults, derived fields, several errors at once, YAML syntax errors, unreadable files and
+// hostile input.
 #include "conf/loader.h"
 
 #include <gtest/gtest.h>

@@ -22,7 +22,8 @@ conf::User MakeUser(const std::string& name, std::vector<std::string> tenants) {
   return u;
 }
 
-// The config of product.md section 2, built by hand (no loader).
+// A config with every source and a default pool (docs/reference.md section 2), built by hand (no
+// loader).
 conf::Config BaseConfig() {
   conf::Config c;
   c.auth.users["app"] = MakeUser("app", {"*"});
@@ -88,7 +89,7 @@ constexpr auto kUser = TenantSource::kUser;
 
 // clang-format off
 const SourceCase kSourceCases[] = {
-    // One row per source of product.md section 3.
+    // One row per source of docs/reference.md section 3.
     Ok("parameter", {{"user", "app"}, {"app.tenant_id", "acme"}}, "app", "acme", kParam),
     Ok("parameter_name_any_case", {{"user", "app"}, {"APP.Tenant_Id", "acme"}},
        "app", "acme", kParam),

@@ -655,30 +655,49 @@ bool SkipToFirstWord(std::string_view s, size_t* i) {
   }
 }
 
-// True when a quote may be followed by another after a newline, comments between allowed:
-// scan.l joins such string constants into one ('set_' <newline> 'config' is "set_config").
-bool MayContinueString(std::string_view s) {
-  for (const char* q = static_cast<const char*>(std::memchr(s.data(), '\'', s.size())); q;) {
-    size_t k = static_cast<size_t>(q - s.data()) + 1;
-    bool newline = false;
-    while (k < s.size()) {
-      if (s[k] == '\n' || s[k] == '\r') {
-        newline = true;
-        ++k;
-      } else if (IsSpace(s[k])) {
-        ++k;
-      } else if (s[k] == '-' && k + 1 < s.size() && s[k + 1] == '-') {
-        newline = true;  // a comment ends with one
-        while (k < s.size() && s[k] != '\n' && s[k] != '\r') ++k;
-      } else {
-        break;
-      }
+// True when the quote at `q` may be followed by another after a newline, comments between
+// allowed: scan.l joins such string constants into one ('set_' <newline> 'config').
+bool QuoteMayContinue(std::string_view s, size_t q) {
+  bool newline = false;
+  for (size_t k = q + 1; k < s.size();) {
+    const char c = s[k];
+    if (c == '\n' || c == '\r') {
+      newline = true;
+      ++k;
+    } else if (IsSpace(c)) {
+      ++k;
+    } else if (c == '-' && k + 1 < s.size() && s[k + 1] == '-') {
+      newline = true;  // a comment ends with one
+      while (k < s.size() && s[k] != '\n' && s[k] != '\r') ++k;
+    } else {
+      return newline && c == '\'';
     }
-    if (newline && k < s.size() && s[k] == '\'') return true;
-    if (k >= s.size()) return false;
-    q = static_cast<const char*>(std::memchr(s.data() + k, '\'', s.size() - k));
   }
   return false;
+}
+
+// The bytes the pre-check stops at; every other byte costs one table lookup.
+enum : uint8_t { kUnderscore = 1, kAmpersand = 2, kBackslash = 4, kQuote = 8, kSemicolon = 16, kLetterI = 32 };
+constexpr std::array<uint8_t, 256> MakeStopTable() {
+  std::array<uint8_t, 256> t{};
+  t['_'] = kUnderscore;
+  t['&'] = kAmpersand;
+  t['\\'] = kBackslash;
+  t['\''] = kQuote;
+  t[';'] = kSemicolon;
+  t['i'] = kLetterI;
+  t['I'] = kLetterI;
+  return t;
+}
+constexpr std::array<uint8_t, 256> kStop = MakeStopTable();
+
+// `lower` (lower case) at s[at...], ignoring ASCII case.
+bool At(std::string_view s, size_t at, std::string_view lower) {
+  if (at > s.size() || s.size() - at < lower.size()) return false;
+  for (size_t k = 0; k < lower.size(); ++k) {
+    if ((s[at + k] | 0x20) != lower[k]) return false;
+  }
+  return true;
 }
 
 enum class FirstWord { kSelectLike, kDml, kOther };
@@ -795,24 +814,49 @@ bool NeedsAnalysis(std::string_view sql) {
   if (i >= sql.size()) return false;            // nothing but comments: no statement
   const FirstWord first = ClassifyFirstWord(sql, i);
   if (first == FirstWord::kOther) return true;
-  // A second statement may be anything.
-  const void* semi = std::memchr(sql.data() + i, ';', sql.size() - i);
-  if (semi) {
-    for (size_t k = static_cast<const char*>(semi) - sql.data() + 1; k < sql.size(); ++k) {
-      if (!IsSpace(sql[k]) && sql[k] != ';') return true;
+  // One pass over the rest, stopping only at the bytes that can start what matters:
+  //   ';' followed by anything but whitespace: a second statement, which may be anything;
+  //   "set_config" and "pg_[try_]advisory_lock..." both contain '_' ("set" before it,
+  //   "config" or "advisory" after); "u&" a Unicode escape, which can spell any name;
+  //   a backslash with "e'": an escape string, which can spell any string;
+  //   a quote, newline, quote: string continuation ('set_' <newline> 'config');
+  //   SELECT ... INTO TEMP / pg_temp: "into", then "temp" anywhere.
+  const uint8_t mask = first == FirstWord::kSelectLike ? 0xff : static_cast<uint8_t>(~kLetterI);
+  bool backslash = false;
+  bool e_quote = false;
+  bool into = false;
+  for (size_t k = i; k < sql.size(); ++k) {
+    const uint8_t stop = kStop[static_cast<unsigned char>(sql[k])] & mask;
+    if (stop == 0) continue;
+    switch (stop) {
+      case kUnderscore:
+        if ((k >= 3 && At(sql, k - 3, "set") && At(sql, k + 1, "config")) || At(sql, k + 1, "advisory")) return true;
+        break;
+      case kAmpersand:
+        if (k > 0 && (sql[k - 1] | 0x20) == 'u') return true;
+        break;
+      case kBackslash:
+        backslash = true;
+        break;
+      case kQuote:
+        if (k > 0 && (sql[k - 1] | 0x20) == 'e') e_quote = true;
+        if (QuoteMayContinue(sql, k)) return true;
+        break;
+      case kSemicolon:
+        for (size_t r = k + 1; r < sql.size(); ++r) {
+          if (!IsSpace(sql[r]) && sql[r] != ';') return true;
+        }
+        k = sql.size();
+        break;
+      case kLetterI:
+        if (At(sql, k + 1, "nto")) into = true;
+        break;
+      default:
+        break;
     }
   }
-  static constexpr std::array<std::string_view, 3> kNeedles = {"set_config", "advisory", "u&"};
-  if (ContainsAnyIgnoreAsciiCase(sql, kNeedles)) return true;
-  if (std::memchr(sql.data(), '\\', sql.size()) && FindIgnoreAsciiCase(sql, "e'") != std::string_view::npos) {
-    return true;
-  }
-  if (MayContinueString(sql)) return true;
-  if (first == FirstWord::kSelectLike && FindIgnoreAsciiCase(sql, "into") != std::string_view::npos &&
-      FindIgnoreAsciiCase(sql, "temp") != std::string_view::npos) {
-    return true;
-  }
-  return false;
+  if (backslash && e_quote) return true;
+  return into && FindIgnoreAsciiCase(sql, "temp") != std::string_view::npos;
 }
 
 }  // namespace pgtenant::routing

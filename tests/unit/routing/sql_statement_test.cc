@@ -594,6 +594,10 @@ TEST(NeedsAnalysis, OrdinaryRlsStatementsCostNothing) {
       "VALUES (1), (2)",
       "TABLE items",
       "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE",
+      "SELECT 1 ;; ",
+      "SELECT 'a\\b' FROM t",
+      "SELECT * FROM items WHERE name = 'O''Brien' AND tenant_id = $1",
+      "insert into t select * from s",
   };
   for (const char* sql : ordinary) EXPECT_FALSE(NeedsAnalysis(sql)) << sql;
 }
@@ -624,6 +628,11 @@ TEST(NeedsAnalysis, EverythingThatMattersIsLookedAt) {
       "CREATE TEMP TABLE t (a int)",
       "PREPARE p AS SELECT 1",
       "selectx 1",
+      "SELECT pg_try_advisory_lock(1)",
+      "select 1 into temporary t",
+      "select 1 AS a into pg_temp.t",
+      "SELECT '\\', E'x'",
+      "SELECT 1 ; ; x",
       "\xc2\xa0SELECT 1",
   };
   for (const char* sql : needs) EXPECT_TRUE(NeedsAnalysis(sql)) << sql;

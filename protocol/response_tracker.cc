@@ -35,6 +35,7 @@ void ResponseTracker::Sent(char t, Origin origin, uint64_t tag) {
     skipping_ = false;
   }
   slots_.push_back({t, origin, tag});
+  if (t == 'P') ++parses_;
   if (origin != Origin::kClient) return;
   if (IsSyncPoint(t)) {
     ++client_sync_points_;
@@ -55,6 +56,7 @@ void ResponseTracker::Synthetic(char response_type) {
 void ResponseTracker::Pop() {
   const Slot& s = slots_.front();
   if (s.origin == Origin::kClient && IsSyncPoint(s.kind)) --client_sync_points_;
+  if (s.origin != Origin::kSynthetic && s.kind == 'P') --parses_;
   slots_.pop_front();
 }
 
@@ -107,6 +109,7 @@ void ResponseTracker::Clear() {
   slots_.clear();
   client_sync_points_ = 0;
   unsynced_ = 0;
+  parses_ = 0;
 }
 
 }  // namespace pgtenant::protocol

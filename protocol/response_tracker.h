@@ -46,6 +46,9 @@ class ResponseTracker {
   // Extended-protocol messages of the client sent to the server since its last Sync (or
   // Query). Messages pgtenant answered itself (Synthetic) do not count.
   bool extended_open() const { return unsynced_ > 0; }
+  // Parse messages (the client's or pgtenant's) sent and not yet answered. Read while the
+  // answer to an earlier message is handled, they are Parses the server runs after it.
+  bool parses_in_flight() const { return parses_ > 0; }
   void Clear();
 
  private:
@@ -60,6 +63,7 @@ class ResponseTracker {
   std::deque<Slot> slots_;
   int client_sync_points_ = 0;
   int unsynced_ = 0;
+  int parses_ = 0;
   // After an extended-protocol error with no Sync sent yet, the backend discards everything
   // up to the next Sync: messages sent meanwhile get no answer and take no slot.
   bool skipping_ = false;

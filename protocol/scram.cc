@@ -243,6 +243,16 @@ std::string RandomBytes(size_t n) {
   return out;
 }
 
+std::string RandomHex(size_t n) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : RandomBytes(n)) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
 // ---- Server side ----
 
 ScramServerExchange::ScramServerExchange(const ScramVerifier& verifier)

@@ -73,6 +73,8 @@ std::string ScramVerifierToString(const ScramVerifier& verifier);
 // `n` bytes from OpenSSL's CSPRNG. If the CSPRNG fails the process aborts: handing out
 // predictable nonces or salts would be worse than stopping.
 std::string RandomBytes(size_t n);
+// `n` random bytes as 2n lower-case hex digits (names that must not be guessed).
+std::string RandomHex(size_t n);
 
 // Server side of one SCRAM login. Call HandleClientFirst with the SASLInitialResponse data,
 // send its result as AuthenticationSASLContinue; call HandleClientFinal with the SASLResponse

@@ -43,31 +43,32 @@ bool ClientSession::MapsPreparedStatements() const {
 }
 
 void ClientSession::MakeRoomOnServer(std::string* own) {
-  auto& cache = server_->prepared();
-  uint64_t tick = server_->batch_tick();
+  BackendState& backend = server_->backend();
   size_t limit = static_cast<size_t>(server_->pool()->config().max_prepared_statements);
-  while (cache.size() >= limit) {
+  while (backend.statement_count() >= limit) {
     // Evict the least recently used statement not needed by this batch.
-    auto victim = std::min_element(cache.begin(), cache.end(),
-                                   [](const auto& a, const auto& b) { return a.second < b.second; });
-    if (victim == cache.end() || victim->second >= tick) break;
-    protocol::AppendClose(own, 'S', "pgt_" + std::to_string(victim->first));
+    std::optional<uint64_t> victim = backend.EvictLeastRecentlyUsed(server_->batch_tick());
+    if (!victim) break;
+    protocol::AppendClose(own, 'S', ServerStatementName(*victim));
     server_->NoteOwn('C');
-    cache.erase(victim);
   }
 }
 
+void ClientSession::CloseIfUnsure(const PreparedStatement& stmt, std::string* own) {
+  // The server may still hold a statement pgtenant forgot (a client's DEALLOCATE of some name,
+  // or Parses sent behind a DEALLOCATE ALL): a Close first makes the Parse succeed either way.
+  if (!server_->backend().statements_unsure()) return;
+  protocol::AppendClose(own, 'S', stmt.server_name);
+  server_->NoteOwn('C');
+}
+
 void ClientSession::EnsureOnServer(const PreparedStatementPtr& stmt, std::string* own) {
-  auto& cache = server_->prepared();
-  auto it = cache.find(stmt->id);
-  if (it != cache.end()) {
-    it->second = server_->batch_tick();
-    return;
-  }
+  if (server_->backend().UseStatement(stmt->id, server_->batch_tick())) return;
   MakeRoomOnServer(own);
+  CloseIfUnsure(*stmt, own);
   protocol::AppendParse(own, stmt->server_name, stmt->query, stmt->param_types);
   server_->NoteOwn('P', stmt->id);
-  server_->prepared()[stmt->id] = server_->batch_tick();
+  server_->backend().AddStatement(stmt->id, server_->batch_tick());
 }
 
 ClientSession::Verdict ClientSession::MapPreparedStatement(const protocol::Frame& f, std::string* own,
@@ -80,17 +81,15 @@ ClientSession::Verdict ClientSession::MapPreparedStatement(const protocol::Frame
           pooler_->statements().Intern(server_->pool()->name(), parse.query, parse.param_types);
       if (!statements_) statements_ = std::make_unique<ClientStatements>();
       (*statements_)[std::string(parse.statement)] = stmt;
-      auto& cache = server_->prepared();
-      auto it = cache.find(stmt->id);
-      if (it != cache.end()) {
+      if (server_->backend().UseStatement(stmt->id, server_->batch_tick())) {
         // The connection has it already: answer ParseComplete in the server's stead.
-        it->second = server_->batch_tick();
         server_->AnswerForServer('1');
         return Verdict::kAnswered;
       }
       MakeRoomOnServer(own);
+      CloseIfUnsure(*stmt, own);
       protocol::AppendParse(replacement, stmt->server_name, stmt->query, stmt->param_types);
-      server_->prepared()[stmt->id] = server_->batch_tick();
+      server_->backend().AddStatement(stmt->id, server_->batch_tick());
       replacement_tag_ = stmt->id;
       return Verdict::kReplaced;
     }

@@ -54,28 +54,6 @@ bool IsReportedSetting(std::string_view lower_name) {
          lower_name == "application_name";
 }
 
-// pgtenant's own statements on every server connection: one sets the tenant variable to $1,
-// the other RESETs it for a session without a tenant. RESET is a utility statement, with no
-// planner or executor behind it: measured with pgbench pipelines against PostgreSQL 15, it adds
-// about 1.7 µs to a transaction where the set_config call adds 6.7 µs, and a session without
-// a tenant needs it before every transaction on a connection another client used last.
-// (Tenants do not get a prepared SET each, though it would cost half the set_config: its text
-// would name the tenant, and pg_prepared_statements would show it to every later client of
-// the connection.)
-constexpr const char* kTenantStatement = "pgtenant_set_tenant";
-constexpr const char* kResetTenantStatement = "pgtenant_reset_tenant";
-
-std::string TenantStatementSql(const std::string& variable) {
-  return "SELECT pg_catalog.set_config(" + routing::QuoteLiteral(variable) + ", $1, false)";
-}
-
-void AppendBindTenant(std::string* out, std::string_view tenant) {
-  protocol::MessageWriter w(out);
-  w.Begin('B').PutCString("").PutCString(kTenantStatement).PutInt16(0).PutInt16(1);
-  w.PutInt32(static_cast<int32_t>(tenant.size())).PutBytes(tenant).PutInt16(0);
-  w.Finish();
-}
-
 }  // namespace
 
 // Bytes a client waiting for a server may send ahead before pgtenant stops reading it.
@@ -584,60 +562,10 @@ void ClientSession::OnServerAssigned(ServerSession* server) {
 
 void ClientSession::SendPrelude(bool tenant_as_query) {
   prelude_pending_ = false;
-  const conf::Config& cfg = pooler_->config();
-  bool trust = server_->last_client_id() == 0 ||
-               (server_->last_client_id() == id_ && server_->last_client_namings() == tenant_namings_);
-  Prelude p = BuildPrelude(server_->settings(), wanted_, trust);
-  LOG_DEBUG("client %llu on server %llu: have %s want %s trust %d -> %s", static_cast<unsigned long long>(id_),
-            static_cast<unsigned long long>(server_->id()),
-            server_->settings().tenant ? server_->settings().tenant->c_str() : "-",
-            wanted_.tenant ? wanted_.tenant->c_str() : "-", trust, p.set_tenant ? "set tenant" : "-");
-  server_->set_last_client(id_, tenant_namings_);
-  if (p.empty()) return;
-  std::string bytes;
-  if (!p.settings.empty()) {
-    std::string sql;
-    for (const auto& s : p.settings) sql += s + ";";
-    protocol::AppendQuery(&bytes, sql);
-    server_->NoteOwn(fe::kQuery);
-    server_->settings().TakeSettingsOf(wanted_);
-  }
-  if (p.set_tenant) {
-    std::optional<std::string> before = server_->settings().tenant;
-    bool before_unknown = server_->settings().tenant_unknown;
-    if (tenant_as_query) {
-      // VACUUM and friends refuse to run in a pipeline: the tenant goes in its own Query.
-      protocol::AppendQuery(&bytes, TenantSql(wanted_.tenant, cfg.tenancy.variable));
-      server_->NoteOwn(fe::kQuery);
-    } else {
-      // Bind/Execute of pgtenant's statement, without Sync: it shares the implicit transaction
-      // of the client's first statement, so if it fails the backend skips the client's
-      // statements. Prepared once per server connection, so the backend does not parse it
-      // for every transaction.
-      if (wanted_.tenant) {
-        if (!server_->tenant_statement_ready(ServerSession::kSetTenant)) {
-          protocol::AppendParse(&bytes, kTenantStatement, TenantStatementSql(cfg.tenancy.variable), {25});
-          server_->NoteOwn(fe::kParse);
-          server_->set_tenant_statement_ready(ServerSession::kSetTenant);
-        }
-        AppendBindTenant(&bytes, *wanted_.tenant);
-      } else {
-        if (!server_->tenant_statement_ready(ServerSession::kResetTenant)) {
-          protocol::AppendParse(&bytes, kResetTenantStatement, TenantSql(std::nullopt, cfg.tenancy.variable), {});
-          server_->NoteOwn(fe::kParse);
-          server_->set_tenant_statement_ready(ServerSession::kResetTenant);
-        }
-        protocol::AppendBindNoParameters(&bytes, kResetTenantStatement);
-      }
-      protocol::AppendExecuteUnnamed(&bytes);
-      server_->NoteOwn(fe::kBind);
-      server_->NoteOwn(fe::kExecute);
-      server_->TenantSetInTransaction(before, before_unknown);
-    }
-    server_->settings().tenant = wanted_.tenant;
-    server_->settings().tenant_unknown = false;
-  }
-  server_->ForwardRaw(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  LOG_DEBUG("client %llu on server %llu: want %s, last client %llu", static_cast<unsigned long long>(id_),
+            static_cast<unsigned long long>(server_->id()), wanted_.tenant ? wanted_.tenant->c_str() : "-",
+            static_cast<unsigned long long>(server_->backend().last_client_id()));
+  server_->SendPrelude(wanted_, id_, tenant_namings_, tenant_as_query);
 }
 
 void ClientSession::CancelWaiting() {
@@ -754,20 +682,15 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
       }
       SendPrelude(FirstStatementNeedsOwnTransaction(f));
     }
-    // What this statement does to the server session, once any prelude is ahead of it.
-    if (after_forward_ == AfterForward::kServerReset || after_forward_ == AfterForward::kSettingsReset) {
-      server_->settings().Clear();  // RESET ALL / DISCARD ALL / DEALLOCATE
-      if (after_forward_ == AfterForward::kServerReset) {
-        server_->ForgetTenantStatements();  // DISCARD ALL / DEALLOCATE drop them
-        server_->prepared().clear();
-      }
-    } else if (after_forward_ == AfterForward::kTenantUnknown) {
-      server_->settings().tenant_unknown = true;
-    } else if (after_forward_ == AfterForward::kStatementsDropped) {
-      server_->prepared().clear();  // DEALLOCATE ALL took pgtenant's statements too
-      server_->ForgetTenantStatements();
+    // SQL that may have set the tenant variable in a form pgtenant cannot read: whatever the
+    // server ends up holding, it is set again before the connection's next batch. (What a
+    // statement did to prepared statements and settings is read from the server's answer:
+    // BackendState::OnServerMessage.)
+    if (tenant_may_change_) {
+      tenant_may_change_ = false;
+      server_->backend().MarkTenantUnknown();
     }
-    after_forward_ = AfterForward::kNothing;
+    if (type == fe::kClose && !map_statements) NoteCloseOfOwnStatement(f);
     if (v == Verdict::kForward && map_statements &&
         (type == fe::kParse || type == fe::kBind || type == fe::kDescribe || type == fe::kClose)) {
       v = MapPreparedStatement(f, &own, &replacement);
@@ -806,9 +729,14 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
 }
 
 bool ClientSession::NeedsPrelude() const {
-  const SessionSettings& have = server_->settings();
-  return prelude_pending_ || server_->last_client_namings() != tenant_namings_ || have.tenant_unknown ||
-         have.tenant != wanted_.tenant || !have.SameSettingsAs(wanted_);
+  return prelude_pending_ || server_->NeedsPreludeFor(wanted_, tenant_namings_);
+}
+
+void ClientSession::NoteCloseOfOwnStatement(const protocol::Frame& f) {
+  protocol::TargetMessage target;
+  if (protocol::ParseTargetMessage(f.payload, &target) && target.kind == 'S') {
+    server_->backend().OnClientCloseStatement(target.name);
+  }
 }
 
 void ClientSession::FlushBatch(std::string* batch) {
@@ -871,7 +799,14 @@ void ClientSession::OnParameterStatus(std::string_view name, std::string_view va
   std::string lower = Lower(name);
   if (!IsReportedSetting(lower)) return;
   wanted_.Set(lower, value);
-  if (server_) server_->settings().Set(lower, value);
+  if (server_) server_->backend().OnSettingChanged(lower, std::string(value));
+}
+
+void ClientSession::OnServerDiscardedAll() {
+  // The server says a DISCARD ALL of this client's ran (perhaps one pgtenant did not see: a
+  // statement prepared earlier, run again by Bind/Execute): as on Postgres, the session is
+  // back to what the client gave at startup.
+  ReturnToStartupSession(/*discards=*/true);
 }
 
 void ClientSession::OnServerLost(const std::string& sqlstate, const std::string& message) {

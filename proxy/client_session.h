@@ -92,6 +92,8 @@ class ClientSession : public StreamHandler {
   const std::string* application_name() const { return wanted_.Find("application_name"); }
   // A Parse of pgtenant statement `id` succeeded on a server.
   void OnStatementParsed(uint64_t id);
+  // The server answered a DISCARD ALL of this client's.
+  void OnServerDiscardedAll();
   void ResumeReading();
   // The prelude failed: the client's statements were skipped by the server.
   void OnPreludeFailed(const std::string& sqlstate, const std::string& message, int sync_points);
@@ -139,6 +141,9 @@ class ClientSession : public StreamHandler {
   void FlushBatch(std::string* batch);
   // The linked server does not hold (or may not hold) this client's tenant and settings.
   bool NeedsPrelude() const;
+  // A Close the client sends to the server (statements are not mapped): if it names one of
+  // pgtenant's own statements, that statement is prepared again before its next use.
+  void NoteCloseOfOwnStatement(const protocol::Frame& f);
   // Pins the client to its server when the statement leaves state only that server holds.
   // `server_clean`: the statement starts a sync cycle outside a transaction block.
   void NoteSessionState(const protocol::Frame& f, bool server_clean);
@@ -188,6 +193,7 @@ class ClientSession : public StreamHandler {
   Verdict MapPreparedStatement(const protocol::Frame& f, std::string* own, std::string* replacement);
   void MakeRoomOnServer(std::string* own);
   void EnsureOnServer(const PreparedStatementPtr& stmt, std::string* own);
+  void CloseIfUnsure(const PreparedStatement& stmt, std::string* own);
 
   // Tenant statements answered by pgtenant over the extended protocol, by statement name, and
   // their bound portals (a portal lives until the Sync that ends its batch).
@@ -245,12 +251,9 @@ class ClientSession : public StreamHandler {
   // sets the tenant again instead of trusting pgtenant's record. (Wraps after 2^32 namings;
   // a wrong trust would need a connection unused by anyone else for exactly that many.)
   uint32_t tenant_namings_ = 0;
-  // What the statement being forwarded does to the server session, applied to pgtenant's
-  // picture of it once the statement (after any prelude) is on its way.
-  // kServerReset: DISCARD ALL / DEALLOCATE (settings and prepared statements gone);
-  // kSettingsReset: RESET ALL (settings gone, prepared statements kept).
-  enum class AfterForward : uint8_t { kNothing, kServerReset, kSettingsReset, kTenantUnknown, kStatementsDropped };
-  AfterForward after_forward_ = AfterForward::kNothing;
+  // The statement being forwarded may set the tenant variable in a form pgtenant cannot read:
+  // once it (after any prelude) is on its way, the server's variable counts as unknown.
+  bool tenant_may_change_ = false;
   // The tenant went back to the startup one while a server is held (session mode): the next
   // statement must check that the server belongs to that tenant's pool.
   bool recheck_pool_ = false;

@@ -52,7 +52,7 @@ void ClientSession::SettleSettingChange(char status) {
   if (errors != 0) return;  // the SET failed, or its transaction rolled back: nothing changed
   if (change.value) {
     wanted_.Set(change.name, *change.value);
-    if (server_ != nullptr) server_->settings().Set(change.name, *change.value);
+    if (server_ != nullptr) server_->backend().OnSettingChanged(change.name, change.value);
   } else {
     // RESET gives a direct connection its startup value; the server now holds its own default.
     if (const std::string* startup = tracked_->startup.Find(change.name)) {
@@ -60,7 +60,7 @@ void ClientSession::SettleSettingChange(char status) {
     } else {
       wanted_.Erase(change.name);
     }
-    if (server_ != nullptr) server_->settings().Erase(change.name);
+    if (server_ != nullptr) server_->backend().OnSettingChanged(change.name, std::nullopt);
   }
 }
 

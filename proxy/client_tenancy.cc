@@ -187,10 +187,9 @@ ClientSession::Verdict ClientSession::InspectDeallocate(std::string_view sql, bo
   }
   if (all) {
     if (statements_) statements_->clear();
-    if (pinned_ || !server_clean) {
-      after_forward_ = AfterForward::kStatementsDropped;
-      return Verdict::kForward;
-    }
+    // Pinned (SQL-level statements live on its server) or behind unanswered work: the server
+    // runs it, and its answer tells pgtenant what it dropped (BackendState).
+    if (pinned_ || !server_clean) return Verdict::kForward;
   } else {
     if (!statements_ || statements_->erase(name) == 0) return Verdict::kForward;
     if (!server_clean) return Verdict::kForward;  // the server answers 26000: documented
@@ -276,14 +275,15 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
       return st.kind == StatementKind::kDiscardAll;
     }));
   } else if (mentions) {
-    after_forward_ = AfterForward::kTenantUnknown;
+    tenant_may_change_ = true;
   }
   return Verdict::kForward;
 }
 
 void ClientSession::ReturnToStartupSession(bool discards) {
-  // RESET ALL and DISCARD ALL return the tenant to the one given at startup; the server's
-  // settings are reset too, so the next prelude sets everything again.
+  // RESET ALL and DISCARD ALL return the tenant and the followed settings to the ones given at
+  // startup. (What they did to the server session is read from the server's answer: RESET or
+  // DISCARD ALL make BackendState reset and set everything again before the next use.)
   if (wanted_.tenant != startup_tenant_) {
     if (holds_tenant_slot_) pooler_->ReleaseTenantSlot(*wanted_.tenant);
     // Back to the startup tenant. Its limit may have been reached meanwhile; the client was
@@ -293,7 +293,6 @@ void ClientSession::ReturnToStartupSession(bool discards) {
   wanted_.tenant = startup_tenant_;
   ++tenant_namings_;
   ResetFollowedSettings();
-  after_forward_ = discards ? AfterForward::kServerReset : AfterForward::kSettingsReset;
   if (discards && statements_) statements_->clear();  // DISCARD ALL deallocates them too
   recheck_pool_ = true;
 }
@@ -304,16 +303,13 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
   if (!protocol::ParseParseMessage(f.payload, &parse)) return Verdict::kForward;  // the server says 08P01
   if (local_) local_->statements.erase(std::string(parse.statement));
   {
-    // DEALLOCATE ALL over the extended protocol drops pgtenant's statements too (DISCARD ALL:
-    // below, with the rest of what it resets; DISCARD PLANS, TEMP and SEQUENCES and DEALLOCATE
-    // of one name keep them: forgetting statements the server still has would make the next
-    // Parse of them fail).
+    // DEALLOCATE ALL over the extended protocol: the client's own statement names go (what it
+    // drops on the server is read from the server's answer, BackendState).
     size_t i = parse.query.find_first_not_of(" \t\r\n");
     if (i != std::string_view::npos && (parse.query[i] | 0x20) == 'd') {
       std::vector<std::string> w = routing::FirstWords(parse.query, 3);
-      if (!w.empty() && w[0] == "deallocate" && std::find(w.begin(), w.end(), "all") != w.end()) {
-        after_forward_ = AfterForward::kServerReset;
-        if (statements_) statements_->clear();
+      if (!w.empty() && w[0] == "deallocate" && std::find(w.begin(), w.end(), "all") != w.end() && statements_) {
+        statements_->clear();
       }
     }
   }
@@ -468,7 +464,7 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       }
       // Whatever the server ends up holding (its batch may still fail), it is set again
       // before this connection's next batch.
-      server_->settings().tenant_unknown = true;
+      server_->backend().MarkTenantUnknown();
       return Verdict::kReplaced;
     }
     LocalPortal portal;

@@ -136,7 +136,7 @@ bool Pooler::AdminQuery(std::string_view sql, std::string* out) {
           r.connect_time = UnixSeconds(s->created_ms());
           r.request_time = UnixSeconds(s->last_used_ms());
           r.remote_pid = s->backend_pid();
-          r.tenant = s->settings().tenant.value_or("");
+          r.tenant = s->backend().settings().tenant.value_or("");
           if (const TlsSession* tls = s->stream().tls()) r.tls = tls->Describe();
           rows.push_back(std::move(r));
         }

@@ -1,6 +1,13 @@
 #include "proxy/prepared_statements.h"
 
+#include "protocol/scram.h"
+
 namespace pgtenant::proxy {
+
+std::string ServerStatementName(uint64_t id) {
+  static const std::string kPrefix = "pgt_" + protocol::RandomHex(4) + "_";
+  return kPrefix + std::to_string(id);
+}
 
 PreparedStatementPtr StatementRegistry::Intern(std::string_view pool, std::string_view query,
                                                const std::vector<int32_t>& param_types) {
@@ -14,7 +21,7 @@ PreparedStatementPtr StatementRegistry::Intern(std::string_view pool, std::strin
   if (by_key_.size() >= kSoftLimit) Prune();
   auto stmt = std::make_shared<PreparedStatement>();
   stmt->id = next_id_++;
-  stmt->server_name = "pgt_" + std::to_string(stmt->id);
+  stmt->server_name = ServerStatementName(stmt->id);
   stmt->query = std::string(query);
   stmt->param_types = param_types;
   by_key_.emplace(std::move(key), stmt);

@@ -1,7 +1,7 @@
 // Protocol-level named prepared statements in transaction mode (product.md section 4).
 //
 // A client's statement names are its own; on the server every distinct (query text, parameter
-// types) becomes one statement "pgt_<id>" shared by all clients. A client's Parse is answered
+// types) becomes one statement "pgt_<tag>_<id>" shared by all clients. A client's Parse is answered
 // by pgtenant when the server connection already has that statement, and sent (renamed)
 // otherwise; a Bind or Describe of a statement the connection lacks is preceded by a Parse of
 // pgtenant's own. Each server connection keeps at most pools.NAME.max_prepared_statements and
@@ -21,7 +21,7 @@ namespace pgtenant::proxy {
 
 struct PreparedStatement {
   uint64_t id = 0;
-  std::string server_name;  // "pgt_<id>"
+  std::string server_name;  // ServerStatementName(id)
   std::string query;
   std::vector<int32_t> param_types;
   // A server of the pool has parsed it without error: a client's Parse of it can be answered
@@ -46,6 +46,10 @@ class StatementRegistry {
   std::unordered_map<std::string, PreparedStatementPtr> by_key_;
   uint64_t next_id_ = 1;
 };
+
+// The server-side name of statement `id`: "pgt_<tag>_<id>", where the tag is drawn at random
+// once per process, so that a client's own SQL PREPARE cannot take the name first.
+std::string ServerStatementName(uint64_t id);
 
 // A client's own statement names.
 using ClientStatements = std::unordered_map<std::string, PreparedStatementPtr>;

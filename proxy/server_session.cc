@@ -302,6 +302,15 @@ void ServerSession::Attach(ClientSession* client) {
   ++batch_tick_;
 }
 
+void ServerSession::SendPrelude(const SessionSettings& want, uint64_t client_id, uint32_t namings,
+                                bool tenant_as_query) {
+  std::string bytes, own_types;
+  backend_.WritePrelude(want, client_id, namings, tenant_as_query, pool_->pooler()->config().tenancy.variable, &bytes,
+                        &own_types);
+  for (char type : own_types) NoteOwn(type);
+  if (!bytes.empty()) ForwardRaw(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
+
 void ServerSession::AnswerForServer(char response_type) {
   tracker_.Synthetic(response_type);
   std::string due;
@@ -359,7 +368,7 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
     // client's Queries the backend will skip, and those must still be answered to the client.
     const int client_sync_points = tracker_.client_sync_points();
     auto action = tracker_.OnBackend(f.type, &due, &failed, &parsed);
-    for (uint64_t id : failed) prepared_.erase(id);
+    for (uint64_t id : failed) backend_.ForgetStatement(id);
     if (parsed != 0 && client_) client_->OnStatementParsed(parsed);
     if (action == protocol::ResponseTracker::Action::kPgtenantError) {
       flush(pos);
@@ -373,38 +382,22 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
     } else {
       pos += f.total_size;
     }
+    const bool to_client = action == protocol::ResponseTracker::Action::kForward;
+    // What the answer means for the backend session, once the tracker knows whose it is.
+    if (backend_.OnServerMessage(f.type, f.payload, to_client, tracker_.parses_in_flight()) ==
+            BackendState::Event::kClientDiscardedAll &&
+        client_ != nullptr) {
+      client_->OnServerDiscardedAll();
+    }
     switch (f.type) {
       case be::kErrorResponse:
-        txn_may_roll_back_ = true;
-        if (client_ && action == protocol::ResponseTracker::Action::kForward) client_->NoteError();
-        break;
-      case be::kCommandComplete:
-        if (prelude_in_txn_ && f.payload.size() >= 8 &&
-            std::memcmp(f.payload.data(), "ROLLBACK", 8) == 0) {
-          txn_may_roll_back_ = true;
-        }
+        if (client_ && to_client) client_->NoteError();
         break;
       case be::kReadyForQuery:
         txn_status_ = f.payload.empty() ? 'I' : static_cast<char>(f.payload[0]);
         // Before `done` below: settling a followed SET may pin the client to this server.
-        if (client_ && action == protocol::ResponseTracker::Action::kForward) client_->OnReadyForQuery(txn_status_);
-        if (txn_status_ == 'I' && client_ && action == protocol::ResponseTracker::Action::kForward) {
-          ++transactions_ended;
-        }
-        // Only the client's own transaction end counts (the settings Query of the prelude
-        // ends with a ReadyForQuery of its own, which is pgtenant's).
-        if (txn_status_ == 'I' && prelude_in_txn_ && action == protocol::ResponseTracker::Action::kForward) {
-          // The prelude's SETs were undone with the transaction: the session holds again
-          // what it held before them.
-          if (txn_may_roll_back_) {
-            // What the variable holds now is what it held before (possibly another
-            // tenant's): never trust it, set it again for whoever comes next.
-            settings_.tenant = tenant_before_;
-            settings_.tenant_unknown = true;
-          }
-          prelude_in_txn_ = false;
-          txn_may_roll_back_ = false;
-        }
+        if (client_ && to_client) client_->OnReadyForQuery(txn_status_);
+        if (txn_status_ == 'I' && client_ && to_client) ++transactions_ended;
         copy_in_ = false;
         if (tracker_.empty() && !tracker_.extended_open() && txn_status_ == 'I' && !pool_->session_mode() &&
             (client_ == nullptr || !client_->pinned())) {
@@ -418,7 +411,7 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
       case be::kParameterStatus: {
         protocol::ByteReader r(f.payload);
         std::string_view name, value;
-        if (action == protocol::ResponseTracker::Action::kForward && r.GetCString(&name) &&
+        if (to_client && r.GetCString(&name) &&
             r.GetCString(&value) && client_) {
           client_->OnParameterStatus(name, value);
         }
@@ -507,9 +500,7 @@ void ServerSession::StartReset(bool rollback, bool discard) {
   if (discard) {
     protocol::AppendQuery(&out, "DISCARD ALL");
     ++reset_pending_;
-    settings_.Clear();
-    prepared_.clear();  // DISCARD ALL deallocates every statement
-    ForgetTenantStatements();
+    backend_.OnOwnDiscardAll();
   }
   stream_.Write(out);
   stream_.StartReading();

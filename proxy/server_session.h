@@ -6,6 +6,9 @@
 // message of a transaction it may send a prelude (tenant variable and session settings) whose
 // responses it swallows, so the client sees exactly what Postgres would have answered.
 //
+// What the backend session holds is BackendState's (backend_state.h): every message from the
+// server passes through it, so that belief changes only by what the server answered.
+//
 // Lifetime: owned by its Pool; frees itself after its handle closes (OnStreamClosed), after
 // telling the pool. Loop-affine.
 #pragma once
@@ -14,14 +17,13 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "protocol/frame_decoder.h"
 #include "protocol/response_tracker.h"
 #include "protocol/scram.h"
+#include "proxy/backend_state.h"
 #include "proxy/cancel.h"
 #include "proxy/pool.h"
 #include "proxy/session_settings.h"
@@ -68,13 +70,12 @@ class ServerSession : public StreamHandler {
 
   // REQUIRES: state Idle. Links the client.
   void Attach(ClientSession* client);
-  // The tenant variable was set inside the client's transaction (pgtenant's extended
-  // prelude): if that transaction rolls back, the variable holds `before` again.
-  void TenantSetInTransaction(const std::optional<std::string>& before, bool before_unknown) {
-    prelude_in_txn_ = true;
-    txn_may_roll_back_ = false;
-    tenant_before_ = before;
-    tenant_before_unknown_ = before_unknown;
+  // Writes (or corks) the prelude that makes the backend hold `want` for client `client_id`
+  // with naming count `namings` (BackendState::WritePrelude), with its tracker slots.
+  void SendPrelude(const SessionSettings& want, uint64_t client_id, uint32_t namings, bool tenant_as_query);
+  // The linked client keeps this connection for another batch: must a prelude go first?
+  bool NeedsPreludeFor(const SessionSettings& want, uint32_t namings) const {
+    return backend_.NeedsPrelude(want, namings);
   }
   // Registers a message about to be written: the client's (its answer goes to the client) or
   // pgtenant's own (its answer is dropped). Write the bytes with ForwardRaw in the same order.
@@ -97,28 +98,18 @@ class ServerSession : public StreamHandler {
       cork_.clear();
     }
   }
-  // pgtenant's own statements that set and reset the tenant variable, prepared on this
-  // connection once each (DISCARD ALL and DEALLOCATE ALL drop them).
-  enum TenantStatement : uint8_t { kSetTenant = 1, kResetTenant = 2 };
-  bool tenant_statement_ready(TenantStatement s) const { return (tenant_statements_ready_ & s) != 0; }
-  void set_tenant_statement_ready(TenantStatement s) { tenant_statements_ready_ |= s; }
-  void ForgetTenantStatements() { tenant_statements_ready_ = 0; }
   // pgtenant answers a client message itself (ParseComplete of a statement this connection
   // already has); the answer reaches the client in the place Postgres would have put it.
   void AnswerForServer(char response_type);
   bool clean() const {
     return state_ == State::kActive && tracker_.empty() && !tracker_.extended_open() && txn_status_ == 'I';
   }
-  // Prepared statements this connection holds, by pgtenant's statement id, with the batch in
-  // which each was last used (for LRU eviction).
-  std::unordered_map<uint64_t, uint64_t>& prepared() { return prepared_; }
+  // What the backend session holds (tenant, settings, prepared statements).
+  BackendState& backend() { return backend_; }
+  const BackendState& backend() const { return backend_; }
+  // Counts the client's batches on this connection, for the LRU of mapped statements.
   uint64_t batch_tick() const { return batch_tick_; }
   bool in_transaction_block() const { return txn_status_ != 'I'; }
-  // The client that ran on this connection last, and its ClientSession::tenant_namings_ then.
-  void set_last_client(uint64_t id, uint32_t tenant_namings) {
-    last_client_id_ = id;
-    last_client_namings_ = tenant_namings;
-  }
   void NoteCopyDoneSent() { copy_in_ = false; }
 
   // The linked client left. The connection is cleaned (ROLLBACK/DISCARD ALL) and released, or
@@ -134,11 +125,6 @@ class ServerSession : public StreamHandler {
     if (state_ != State::kClosing) stream_.StartReading();
   }
   bool write_backlogged() const { return stream_.over_high_water(); }
-
-  // What the connection holds (used to decide the next client's prelude).
-  SessionSettings& settings() { return settings_; }
-  uint64_t last_client_id() const { return last_client_id_; }
-  uint32_t last_client_namings() const { return last_client_namings_; }
 
   // StreamHandler
   size_t OnStreamData(std::span<const uint8_t> data) override;
@@ -173,8 +159,6 @@ class ServerSession : public StreamHandler {
   bool awaiting_ssl_answer_ = false;   // Login: pgtenant's SSLRequest is unanswered
   Stream stream_;
   ClientSession* client_ = nullptr;
-  uint64_t last_client_id_ = 0;
-  uint32_t last_client_namings_ = 0;
   uint64_t created_ms_;
   uint64_t last_used_ms_;
   uint64_t generation_ = 0;  // the pool's generation when this connection was opened
@@ -184,22 +168,15 @@ class ServerSession : public StreamHandler {
   char txn_status_ = 'I';
   protocol::ResponseTracker tracker_;  // which answer belongs to whom
   bool copy_in_ = false;               // backend waits for CopyData from the client
-  std::unordered_map<uint64_t, uint64_t> prepared_;
   uint64_t batch_tick_ = 0;
-  // The prelude of the current transaction, and whether that transaction may be rolled back.
   std::shared_ptr<CancelGate> cancel_gate_;
   bool parked_ = false;  // transaction over, waiting for cancels in flight before reuse
   bool corked_ = false;
   std::string cork_;
-  uint8_t tenant_statements_ready_ = 0;  // TenantStatement bits
-  bool prelude_in_txn_ = false;
-  bool txn_may_roll_back_ = false;
-  std::optional<std::string> tenant_before_;
-  bool tenant_before_unknown_ = false;
   int reset_pending_ = 0;        // ReadyForQuery answers to swallow while Resetting
   bool release_after_reset_ = true;
   ParamList login_params_;
-  SessionSettings settings_;
+  BackendState backend_;
   std::unique_ptr<protocol::ScramClientExchange> scram_;
   std::unique_ptr<uv_getaddrinfo_t> resolve_req_;
   std::unique_ptr<uv_connect_t> connect_req_;

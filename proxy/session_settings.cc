@@ -104,8 +104,15 @@ bool IsValidSettingName(std::string_view name) {
   return !part_start;
 }
 
-Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want, bool trust_tenant) {
+Prelude BuildPrelude(const SessionSettings& have_known, const SessionSettings& want, bool trust_tenant,
+                     bool have_unknown) {
   Prelude out;
+  static const SessionSettings kDefaults;
+  // RESET ALL leaves the session with the server's defaults, as a new connection has them
+  // (role and session_authorization excepted: they pin the client, and a pinned connection is
+  // reset with DISCARD ALL before reuse).
+  if (have_unknown) out.settings.push_back("RESET ALL");
+  const SessionSettings& have = have_unknown ? kDefaults : have_known;
   for (const auto& [name, value] : want.settings()) {
     const std::string* cur = have.Find(name);
     if (cur == nullptr || *cur != value) {
@@ -119,7 +126,7 @@ Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want, b
   for (const auto& [name, value] : have.settings()) {
     if (want.Find(name) == nullptr) out.settings.push_back("RESET " + QuoteName(name));
   }
-  out.set_tenant = !trust_tenant || have.tenant_unknown || have.tenant != want.tenant;
+  out.set_tenant = have_unknown || !trust_tenant || have.tenant != want.tenant;
   return out;
 }
 

@@ -22,8 +22,6 @@ class SessionSettings {
  public:
   // The tenant variable's value; nullopt = its default (never set, or RESET).
   std::optional<std::string> tenant;
-  // The variable may hold anything: SQL that names it ran on this connection.
-  bool tenant_unknown = false;
 
   const SettingList& settings() const { return list_ ? *list_ : kNoSettings; }
   void Set(std::string_view name, std::string_view value);
@@ -36,7 +34,6 @@ class SessionSettings {
   void TakeSettingsOf(const SessionSettings& other) { list_ = other.list_; }
   void Clear() {
     tenant.reset();
-    tenant_unknown = false;
     list_.reset();
   }
  private:
@@ -74,12 +71,16 @@ bool IsValidSettingName(std::string_view name);
 // When `trust_tenant` is false the tenant variable is set even if `have` claims the same value:
 // the previous holder of the connection may have changed it behind pgtenant's back (a
 // set_config inside a function), so only the same client's own connection is trusted.
+// When `have_unknown` the session's settings may be anything (a client's RESET whose block may
+// have rolled back): the prelude starts with RESET ALL and sets every wanted setting and the
+// tenant again.
 struct Prelude {
   std::vector<std::string> settings;
   bool set_tenant = false;  // to want.tenant; a flag, not SQL: usually it goes as a Bind
   bool empty() const { return settings.empty() && !set_tenant; }
 };
-Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want, bool trust_tenant);
+Prelude BuildPrelude(const SessionSettings& have, const SessionSettings& want, bool trust_tenant,
+                     bool have_unknown = false);
 // SQL that sets the tenant variable to `tenant`, or RESETs it for nullopt (routing/injection.h
 // quotes both).
 std::string TenantSql(const std::optional<std::string>& tenant, std::string_view tenant_variable);

@@ -113,8 +113,13 @@ TEST(BuildPreludeTest, SetsWhatDiffersAndResetsWhatTheClientDoesNotHave) {
   EXPECT_TRUE(BuildPrelude(have, want, true).empty());
   // Another client's connection: the tenant is set again even though it looks the same.
   EXPECT_TRUE(BuildPrelude(have, want, false).set_tenant);
-  have.tenant_unknown = true;  // SQL pgtenant could not follow named the variable
-  EXPECT_TRUE(BuildPrelude(have, want, true).set_tenant);
+  // Settings that may be anything (a client's RESET whose block may have rolled back): reset
+  // them all, set every wanted one and the tenant again.
+  Prelude unknown = BuildPrelude(have, want, true, /*have_unknown=*/true);
+  ASSERT_EQ(unknown.settings.size(), 2u);
+  EXPECT_EQ(unknown.settings[0], "RESET ALL");
+  EXPECT_EQ(unknown.settings[1], "SELECT pg_catalog.set_config('application_name', 'new', false)");
+  EXPECT_TRUE(unknown.set_tenant);
 }
 
 }  // namespace

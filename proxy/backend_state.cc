@@ -120,6 +120,7 @@ BackendState::Event BackendState::OnServerMessage(char type, std::span<const uin
       std::string_view tag = TagOf(payload);
       if (tenant_in_txn_ && tag == "ROLLBACK") txn_may_roll_back_ = true;
       if (!client_answer) break;
+      if (tag == "ROLLBACK") event = Event::kClientRolledBack;
       // What a client's statement did, read from what the server says it did: the SQL that
       // ran may not be known (a statement prepared earlier, run again by Bind/Execute alone).
       if (tag == "DISCARD ALL") {

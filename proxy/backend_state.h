@@ -41,7 +41,7 @@ class BackendState {
   static const std::string& OwnStatementName(OwnStatement which);
 
   // What the server's answer to one message means for the session (OnServerMessage).
-  enum class Event : uint8_t { kNone, kClientDiscardedAll };
+  enum class Event : uint8_t { kNone, kClientDiscardedAll, kClientRolledBack };
 
   // ---- what the connection holds
   const SessionSettings& settings() const { return settings_; }

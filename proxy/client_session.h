@@ -82,11 +82,19 @@ class ClientSession : public StreamHandler {
   // The server ended a sync cycle of this client's with ReadyForQuery `status`.
   void OnReadyForQuery(char status) {
     if (tracked_ && tracked_->pending) SettleSettingChange(status);
+    if (reset_pending_) SettleResetAll(status);
+  }
+  // The server answered a ROLLBACK of this client's (COMMIT of a failed block included).
+  void OnServerRolledBack() {
+    if (reset_pending_) reset_undone_ = true;
   }
   // Usage accounting: the server tells when a transaction ends and what went to the client.
   void AccountTransaction();
   void AddBytesOut(uint64_t n) { txn_.bytes_out += n; }
-  void NoteError() { ++txn_.errors; }
+  void NoteError() {
+    ++txn_.errors;
+    if (reset_pending_) reset_undone_ = true;  // the block is aborted, or the implicit one rolled back
+  }
   bool admin() const { return admin_; }
   uint64_t request_ms() const { return last_activity_ms_; }
   const std::string* application_name() const { return wanted_.Find("application_name"); }
@@ -161,6 +169,10 @@ class ClientSession : public StreamHandler {
   // RESET ALL / DISCARD ALL (`discards`), over either protocol: the tenant and settings the
   // client gave at startup, and a server that pgtenant's record says was reset.
   void ReturnToStartupSession(bool discards);
+  // A RESET ALL of the client's is on its way. `alone_outside_block`: the only statement of a
+  // Query to a clean server, so it takes effect now; otherwise once its transaction commits.
+  void ResetAllSent(bool alone_outside_block);
+  void SettleResetAll(char status);
   // A Bind of the client's unnamed statement that is such a SET runs it again: pin.
   void NoteBind(const protocol::Frame& f);
 
@@ -245,6 +257,8 @@ class ClientSession : public StreamHandler {
   bool first_frame_inspected_ = false;  // the next frame HandleActive sees passed HandleIdle's checks
   bool prelude_pending_ = false;  // session mode: the tenant changed while a server is held
   bool pinned_ = false;           // holds its server until it disconnects (session state)
+  bool reset_pending_ = false;    // a RESET ALL counts once its transaction commits
+  bool reset_undone_ = false;     // ... which an error or a ROLLBACK since prevents
   // How many times the client has named its tenant (SET, set_config, RESET ALL, DISCARD ALL).
   // A server connection this client used last, under an older count, may still hold a value
   // the client set in SQL pgtenant cannot see (a function calling set_config): its prelude

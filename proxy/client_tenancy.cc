@@ -271,13 +271,38 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
         " in another form are refused (use SET " + var + " = '...' on its own)"));
   }
   if (resets) {
-    ReturnToStartupSession(std::any_of(stmts.begin(), stmts.end(), [](const routing::ClassifiedStatement& st) {
-      return st.kind == StatementKind::kDiscardAll;
-    }));
+    // DISCARD ALL: the server's answer says whether it ran (OnServerDiscardedAll); inside a
+    // block it fails and changes nothing. RESET ALL: see ResetAllSent.
+    if (std::any_of(stmts.begin(), stmts.end(),
+                    [](const routing::ClassifiedStatement& st) { return st.kind == StatementKind::kResetAll; })) {
+      ResetAllSent(server_clean && stmts.size() == 1);
+    }
   } else if (mentions) {
     tenant_may_change_ = true;
   }
   return Verdict::kForward;
+}
+
+void ClientSession::ResetAllSent(bool alone_outside_block) {
+  if (alone_outside_block) {
+    // Alone on a server outside a block: RESET ALL cannot fail there, and the client's next
+    // statement may already be on its way behind it.
+    ReturnToStartupSession(/*discards=*/false);
+    return;
+  }
+  // In a block or behind other statements it counts only if its transaction commits: a
+  // ROLLBACK (or an error, which rolls back an implicit block) leaves the session as it was,
+  // as on Postgres. OnReadyForQuery settles it.
+  reset_pending_ = true;
+  reset_undone_ = false;
+}
+
+void ClientSession::SettleResetAll(char status) {
+  if (status != 'I') return;  // the block is still open
+  const bool committed = !reset_undone_;
+  reset_pending_ = false;
+  reset_undone_ = false;
+  if (committed) ReturnToStartupSession(/*discards=*/false);
 }
 
 void ClientSession::ReturnToStartupSession(bool discards) {
@@ -319,12 +344,13 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
   std::vector<routing::ClassifiedStatement> stmts = routing::ClassifyQuery(parse.query, var);
   if (stmts.size() != 1) return Verdict::kForward;  // the server refuses several commands in a Parse
   const routing::ClassifiedStatement& st = stmts.front();
-  if (st.kind == StatementKind::kResetAll || st.kind == StatementKind::kDiscardAll) {
-    // As in a Query. Taken when parsed, like the DISCARD above: drivers send the Parse with
-    // its Bind and Execute.
-    ReturnToStartupSession(st.kind == StatementKind::kDiscardAll);
+  if (st.kind == StatementKind::kResetAll) {
+    // As in a Query; drivers send the Parse with its Bind, Execute and Sync, and the reset
+    // counts once that cycle committed.
+    ResetAllSent(/*alone_outside_block=*/false);
     return Verdict::kForward;
   }
+  if (st.kind == StatementKind::kDiscardAll) return Verdict::kForward;  // OnServerDiscardedAll
   if (IsLocalChange(st.kind) && !st.is_default) {
     std::string name(parse.statement);
     if (st.value_is_param) {

@@ -384,10 +384,15 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
     }
     const bool to_client = action == protocol::ResponseTracker::Action::kForward;
     // What the answer means for the backend session, once the tracker knows whose it is.
-    if (backend_.OnServerMessage(f.type, f.payload, to_client, tracker_.parses_in_flight()) ==
-            BackendState::Event::kClientDiscardedAll &&
-        client_ != nullptr) {
-      client_->OnServerDiscardedAll();
+    switch (backend_.OnServerMessage(f.type, f.payload, to_client, tracker_.parses_in_flight())) {
+      case BackendState::Event::kClientDiscardedAll:
+        if (client_) client_->OnServerDiscardedAll();
+        break;
+      case BackendState::Event::kClientRolledBack:
+        if (client_) client_->OnServerRolledBack();
+        break;
+      case BackendState::Event::kNone:
+        break;
     }
     switch (f.type) {
       case be::kErrorResponse:

@@ -239,6 +239,33 @@ TEST_P(ServerStateTest, ResetAllInACommittedBlock) {
       " -c search_path=sender_path,public", "t005", "sender_path,public");
 }
 
+// What a RESET ALL does to the client's own tenant also follows the server: it counts only when
+// its transaction commits, as on Postgres (it used to count when it was sent).
+TEST_P(ServerStateTest, ResetAllCountsForTheClientOnlyWhenItCommits) {
+  PGconnPtr c = Client("-c app.tenant_id=t001");
+  ASSERT_TRUE(c);
+  ASSERT_EQ(QueryValue(c.get(), "SET app.tenant_id = 't003'"), "");
+  ASSERT_EQ(QueryValue(c.get(), kObserve), Seen("t003"));
+  struct Case {
+    const char* what;
+    std::vector<const char*> statements;
+    const char* sees;
+  };
+  const std::vector<Case> cases = {
+      {"BEGIN; RESET ALL; ROLLBACK", {"BEGIN", "RESET ALL", "ROLLBACK"}, "t003"},
+      {"BEGIN; RESET ALL; 1/0; COMMIT", {"BEGIN", "RESET ALL", "select 1/0", "COMMIT"}, "t003"},
+      {"RESET ALL; 1/0 in one Query", {"RESET ALL; select 1/0"}, "t003"},
+      {"BEGIN; RESET ALL; COMMIT", {"BEGIN", "RESET ALL", "COMMIT"}, "t001"},
+  };
+  for (const Case& k : cases) {
+    ASSERT_EQ(QueryValue(c.get(), "SET app.tenant_id = 't003'"), "");
+    for (const char* sql : k.statements) Exec(c.get(), sql);
+    ASSERT_EQ(PQtransactionStatus(c.get()), PQTRANS_IDLE) << k.what;
+    EXPECT_EQ(QueryValue(c.get(), kObserve), Seen(k.sees)) << k.what << ProxyLog();
+    EXPECT_EQ(ObserveExtended(c.get()), Seen(k.sees)) << k.what;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, ServerStateTest, ::testing::Values("transaction", "session"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            return std::string(info.param);

@@ -37,16 +37,6 @@ std::string_view AsView(std::span<const uint8_t> s) {
   return std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
 }
 
-// True when the statement of `f` (a Query, or the Parse of one over the extended protocol)
-// refuses to run inside a transaction block or pipeline: pgtenant's tenant statement must then
-// go ahead of it in a Query of its own rather than as a Bind/Execute sharing its transaction.
-bool FirstStatementNeedsOwnTransaction(const protocol::Frame& f) {
-  if (f.type == protocol::fe::kQuery) return routing::MayNeedOwnTransaction(AsView(f.payload));
-  if (f.type != protocol::fe::kParse) return false;
-  protocol::ParseMessage parse;
-  return protocol::ParseParseMessage(f.payload, &parse) && routing::MayNeedOwnTransaction(parse.query);
-}
-
 // Parameters the server reports with ParameterStatus that a client may also set.
 bool IsReportedSetting(std::string_view lower_name) {
   return lower_name == "client_encoding" || lower_name == "datestyle" || lower_name == "intervalstyle" ||
@@ -485,6 +475,7 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
       }
       continue;
     }
+    if (f.type == fe::kParse || f.type == fe::kClose) NoteStatementText(f);
     std::string unused;
     if (InspectForTenancy(f, /*server_clean=*/true, &unused) == Verdict::kAnswered) {
       pos += f.total_size;
@@ -620,6 +611,7 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
     const bool skip_inspection = first && inspected_first;
     first = false;
     if (type == fe::kTerminate) break;
+    if (type == fe::kParse || type == fe::kClose) NoteStatementText(f);
     Verdict v = Verdict::kForward;
     std::string own, replacement;
     replacement_tag_ = 0;
@@ -726,6 +718,39 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
   txn_.bytes_in += pos;
   if (server_ && server_->write_backlogged()) stream_.StopReading();
   return pos;
+}
+
+bool ClientSession::FirstStatementNeedsOwnTransaction(const protocol::Frame& f) const {
+  if (f.type == fe::kQuery) return routing::MayNeedOwnTransaction(AsView(f.payload));
+  if (f.type == fe::kParse) {
+    protocol::ParseMessage parse;
+    return protocol::ParseParseMessage(f.payload, &parse) && routing::MayNeedOwnTransaction(parse.query);
+  }
+  if (f.type == fe::kBind && own_txn_statements_) {
+    protocol::BindMessage bind;
+    return protocol::ParseBindMessage(f.payload, &bind) && own_txn_statements_->count(bind.statement) != 0;
+  }
+  return false;
+}
+
+void ClientSession::NoteStatementText(const protocol::Frame& f) {
+  if (f.type == fe::kParse) {
+    protocol::ParseMessage parse;
+    if (!protocol::ParseParseMessage(f.payload, &parse)) return;
+    if (routing::MayNeedOwnTransaction(parse.query)) {
+      if (!own_txn_statements_) own_txn_statements_ = std::make_unique<std::set<std::string, std::less<>>>();
+      own_txn_statements_->emplace(parse.statement);
+    } else if (own_txn_statements_) {
+      auto it = own_txn_statements_->find(parse.statement);
+      if (it != own_txn_statements_->end()) own_txn_statements_->erase(it);
+    }
+  } else if (f.type == fe::kClose && own_txn_statements_) {
+    protocol::TargetMessage target;
+    if (protocol::ParseTargetMessage(f.payload, &target) && target.kind == 'S') {
+      auto it = own_txn_statements_->find(target.name);
+      if (it != own_txn_statements_->end()) own_txn_statements_->erase(it);
+    }
+  }
 }
 
 bool ClientSession::NeedsPrelude() const {

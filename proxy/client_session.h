@@ -19,6 +19,7 @@
 #include <vector>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "conf/config.h"
@@ -149,6 +150,13 @@ class ClientSession : public StreamHandler {
   void FlushBatch(std::string* batch);
   // The linked server does not hold (or may not hold) this client's tenant and settings.
   bool NeedsPrelude() const;
+  // True when the statement `f` runs (a Query, a Parse, or a Bind of a statement prepared
+  // earlier) refuses to run inside a transaction block or pipeline: pgtenant's tenant
+  // statement must then go ahead of it in a Query of its own rather than as a Bind/Execute
+  // sharing its transaction.
+  bool FirstStatementNeedsOwnTransaction(const protocol::Frame& f) const;
+  // Parse and Close: remembers which of the client's statements are such statements.
+  void NoteStatementText(const protocol::Frame& f);
   // A Close the client sends to the server (statements are not mapped): if it names one of
   // pgtenant's own statements, that statement is prepared again before its next use.
   void NoteCloseOfOwnStatement(const protocol::Frame& f);
@@ -279,6 +287,9 @@ class ClientSession : public StreamHandler {
   uint64_t replacement_tag_ = 0;     // statement id of a rewritten Parse
   std::unique_ptr<ClientStatements> statements_;  // named prepared statements, on first use
   std::unique_ptr<LocalState> local_;  // allocated on first use only
+  // The client's prepared statements (by name, "" unnamed) that refuse to run in a pipeline
+  // (a prepared DISCARD ALL): a Bind of one gets the tenant in a Query of its own.
+  std::unique_ptr<std::set<std::string, std::less<>>> own_txn_statements_;
   struct FollowedSettings {
     SessionSettings startup;  // the client's settings before its first followed SET
     std::optional<routing::SettingChange> pending;  // on its way; not known to have committed

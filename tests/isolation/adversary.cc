@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <thread>
+#include <vector>
 
 #include "isolation/worker.h"
 
@@ -22,7 +23,7 @@ std::string Quoted(const std::string& s) { return "'" + s + "'"; }
 }  // namespace
 
 void Worker::AdversaryAction() {
-  switch (Rand(options_.state_adversaries ? 12 : 10)) {
+  switch (Rand(options_.state_adversaries ? 13 : 11)) {
     case 0:
       return LiteralChangeInTransaction();
     case 1:
@@ -44,10 +45,158 @@ void Worker::AdversaryAction() {
     case 9:
       return HiddenChangeThenNamingAgain();
     case 10:
+      return ResetsInBlocksAndPipelines();
+    case 11:
       return CreateSessionState();
     default:
       return FollowedSetting();
   }
+}
+
+std::vector<Worker::Outcome> Worker::Pipeline(const std::vector<std::string>& sql) {
+  std::vector<Outcome> out;
+  std::string noted = "pipeline:";
+  if (PQenterPipelineMode(conn_.get()) != 1) return out;
+  for (const std::string& s : sql) {
+    PQsendQueryParams(conn_.get(), s.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0);
+    noted += " " + s + ";";
+  }
+  PQpipelineSync(conn_.get());
+  // Each statement's result, then a NULL; the sync's result ends it. A bounded number of reads.
+  for (int reads = 0; reads < 4 * static_cast<int>(sql.size()) + 8; ++reads) {
+    PGresultPtr r(PQgetResult(conn_.get()));
+    if (!r) continue;
+    ExecStatusType st = PQresultStatus(r.get());
+    if (st == PGRES_PIPELINE_SYNC) break;
+    Outcome o;
+    o.ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    o.sqlstate = LastSqlState(r.get());
+    if (!o.ok && st != PGRES_PIPELINE_ABORTED) o.message = PQresultErrorMessage(r.get());
+    if (st == PGRES_PIPELINE_ABORTED) o.sqlstate = "aborted";
+    out.push_back(o);
+    noted += o.ok ? " ok" : " E" + o.sqlstate;
+  }
+  PQexitPipelineMode(conn_.get());
+  Note(noted);
+  return out;
+}
+
+// RESET ALL, DISCARD ALL and DEALLOCATE ALL where they fail, roll back, or cannot be read in the
+// SQL text: inside blocks, in pipelines, behind a comment, prepared and run again. pgtenant must
+// take from each exactly what the server did: the client's own view as on Postgres, and for
+// everybody else nothing (the next client of the connection gets its own rows, no error).
+void Worker::ResetsInBlocksAndPipelines() {
+  auto expect_error = [&](const Outcome& o, const char* sqlstate, const std::string& what) {
+    if (o.ok || o.sqlstate != sqlstate) {
+      Unexpected(what + " should fail with " + sqlstate, o);
+      return false;
+    }
+    Expected();
+    return true;
+  };
+  auto deallocated = [&] { prepared_ = false; };  // pgt_set is gone, as on Postgres
+  auto reset_all = [&] { Named(startup_); };
+  switch (Rand(12)) {
+    case 0: {  // a RESET ALL that rolls back changes nothing
+      for (const char* sql : {"BEGIN", "RESET ALL", "ROLLBACK"}) {
+        Outcome o = Exec(sql);
+        if (!o.ok) return Unexpected(sql, o);
+      }
+      break;
+    }
+    case 1: {  // ... and one that commits is the client's
+      for (const char* sql : {"BEGIN", "RESET ALL", "COMMIT"}) {
+        Outcome o = Exec(sql);
+        if (!o.ok) return Unexpected(sql, o);
+      }
+      reset_all();
+      break;
+    }
+    case 2: {  // DISCARD ALL refused inside a block
+      if (!Exec("BEGIN").ok) return Unexpected("BEGIN", Outcome{});
+      if (!expect_error(Exec("DISCARD ALL"), "25001", "DISCARD ALL in a block")) return;
+      Outcome r = Exec("ROLLBACK");
+      if (!r.ok) return Unexpected("ROLLBACK", r);
+      break;
+    }
+    case 3:  // ... and behind another statement of the same Query
+      if (!expect_error(Exec("SELECT 1; DISCARD ALL"), "25001", "SELECT 1; DISCARD ALL")) return;
+      break;
+    case 4: {  // ... and as the second statement of a pipeline
+      std::vector<Outcome> o = Pipeline({"select 1", "DISCARD ALL"});
+      if (o.size() != 2 || !o[0].ok) return Unexpected("pipeline select 1, DISCARD ALL", o.empty() ? Outcome{} : o[0]);
+      if (!expect_error(o[1], "25001", "DISCARD ALL in a pipeline")) return;
+      break;
+    }
+    case 5: {  // DEALLOCATE ALL in a pipeline runs
+      std::vector<Outcome> o = Pipeline({"select 1", "DEALLOCATE ALL"});
+      if (o.size() != 2 || !o[0].ok || !o[1].ok) {
+        return Unexpected("pipeline select 1, DEALLOCATE ALL", o.size() == 2 ? o[1] : Outcome{});
+      }
+      deallocated();
+      break;
+    }
+    case 6: {  // RESET ALL in a pipeline commits with it
+      std::vector<Outcome> o = Pipeline({"select 1", "RESET ALL"});
+      if (o.size() != 2 || !o[0].ok || !o[1].ok) {
+        return Unexpected("pipeline select 1, RESET ALL", o.size() == 2 ? o[1] : Outcome{});
+      }
+      reset_all();
+      break;
+    }
+    case 7: {  // behind a comment
+      static const char* const kHidden[] = {"/* c */ DEALLOCATE ALL", "/* c */ RESET ALL", "-- c\nDISCARD ALL"};
+      int which = Rand(3);
+      std::string sql = kHidden[which];
+      Outcome o = Exec(sql);
+      if (!o.ok) return Unexpected(sql, o);
+      if (which == 0) deallocated();
+      if (which >= 1) reset_all();
+      if (which == 2) {
+        deallocated();
+        holds_state_ = false;
+        ReleasePin();
+      }
+      break;
+    }
+    case 8: {  // DEALLOCATE ALL in an aborted block fails
+      if (!Exec("BEGIN").ok) return Unexpected("BEGIN", Outcome{});
+      if (!expect_error(Exec("select 1/0"), "22012", "1/0")) return;
+      if (!expect_error(Exec("DEALLOCATE ALL"), "25P02", "DEALLOCATE ALL in an aborted block")) return;
+      Outcome r = Exec("ROLLBACK");
+      if (!r.ok) return Unexpected("ROLLBACK", r);
+      break;
+    }
+    case 9: {  // DEALLOCATE ALL is not transactional: it stays done after a rollback
+      for (const char* sql : {"BEGIN", "DEALLOCATE ALL", "ROLLBACK"}) {
+        Outcome o = Exec(sql);
+        if (!o.ok) return Unexpected(sql, o);
+      }
+      deallocated();
+      break;
+    }
+    case 10: {  // RESET ALL; 1/0 in one Query: the implicit block rolls back
+      if (!expect_error(Exec("RESET ALL; select 1/0"), "22012", "RESET ALL; select 1/0")) return;
+      break;
+    }
+    default: {  // DISCARD ALL prepared, then run by Bind/Execute alone
+      PGresultPtr p(PQprepare(conn_.get(), "disc_stmt", "DISCARD ALL", 0, nullptr));
+      if (PQresultStatus(p.get()) != PGRES_COMMAND_OK) {
+        return Unexpected("prepare DISCARD ALL", Outcome{false, LastSqlState(p.get()), "", PQresultErrorMessage(p.get())});
+      }
+      PGresultPtr r(PQexecPrepared(conn_.get(), "disc_stmt", 0, nullptr, nullptr, nullptr, 0));
+      Note("prepare and execute DISCARD ALL");
+      if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+        return Unexpected("execute DISCARD ALL", Outcome{false, LastSqlState(r.get()), "", PQresultErrorMessage(r.get())});
+      }
+      reset_all();
+      deallocated();
+      holds_state_ = false;
+      ReleasePin();
+      break;
+    }
+  }
+  ProbeOwn();
 }
 
 // A change pgtenant cannot see, then another tenant named, then the client's own tenant named

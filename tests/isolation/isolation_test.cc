@@ -108,6 +108,9 @@ class IsolationTest : public pgtenant::testing::IntegrationTest {
     EXPECT_FALSE(r.overran) << "clients were still blocked 60 s after the deadline";
     EXPECT_EQ(r.tenant_leaks, 0) << r.Summary();
     EXPECT_EQ(r.state_leaks, 0) << r.Summary();
+    // Every error counts, not only leaks: an honest client must never pay for another client's
+    // statements or for pgtenant's bookkeeping, and an adversary gets only what Postgres gives.
+    EXPECT_EQ(r.honest_errors, 0) << r.Summary();
     EXPECT_EQ(r.unexpected_errors, 0) << r.Summary();
     EXPECT_EQ(r.self_mismatches, 0) << r.Summary();
     // The run did real work: every client checked something, adversaries acted.

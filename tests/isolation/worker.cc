@@ -161,6 +161,7 @@ std::string Worker::History() const {
 
 void Worker::Unexpected(const std::string& where, const Outcome& o) {
   ++tally_->unexpected_errors;
+  if (!adversarial_) ++tally_->honest_errors;
   tally_->Sample("error", "client " + std::to_string(index_) + " (" + own_ + ") " + where + ": " +
                               o.sqlstate + " " + o.message + History());
   Recover();

@@ -95,6 +95,9 @@ class Worker {
   void CancelSleep();
   void CreateSessionState();
   void FollowedSetting();
+  void ResetsInBlocksAndPipelines();
+  // Runs `sql` as one pipeline (each statement a Parse/Bind/Execute, one Sync at the end).
+  std::vector<Outcome> Pipeline(const std::vector<std::string>& sql);
   void ReleasePin();
 
   // ---- tenants ----

@@ -45,7 +45,8 @@ std::string WorkloadReport::Summary() const {
     << adversarial_actions << " adversarial actions, " << cancels_sent << " cancels ("
     << cancels_effective << " effective)\n"
     << "tenant leaks " << tenant_leaks << ", state leaks " << state_leaks << ", self mismatches "
-    << self_mismatches << ", unexpected errors " << unexpected_errors << ", expected errors "
+    << self_mismatches << ", unexpected errors " << unexpected_errors << " (honest clients' "
+    << honest_errors << "), expected errors "
     << expected_errors << (overran ? ", OVERRAN (watchdog fired)" : "") << "\n";
   for (const auto& line : samples) s << "  " << line << "\n";
   return s.str();
@@ -89,6 +90,7 @@ WorkloadReport RunWorkload(const WorkloadOptions& options,
   r.adversarial_actions = tally.adversarial_actions;
   r.expected_errors = tally.expected_errors;
   r.unexpected_errors = tally.unexpected_errors;
+  r.honest_errors = tally.honest_errors;
   r.tenant_leaks = tally.tenant_leaks;
   r.state_leaks = tally.state_leaks;
   r.self_mismatches = tally.self_mismatches;

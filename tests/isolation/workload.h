@@ -63,6 +63,7 @@ struct WorkloadReport {
   long adversarial_actions = 0;
   long expected_errors = 0;
   long unexpected_errors = 0;
+  long honest_errors = 0;    // of those, errors honest clients got (they provoked none)
   long tenant_leaks = 0;     // wrong variable, foreign rows, wrong row count or database
   long state_leaks = 0;      // another client's session state visible
   long self_mismatches = 0;  // an adversary that re-named its tenant (SET/RESET) saw another
@@ -78,7 +79,7 @@ struct WorkloadReport {
 class Tally {
  public:
   std::atomic<long> actions{0}, units_checked{0}, units_unchecked{0}, connects{0},
-      tenant_switches{0}, adversarial_actions{0}, expected_errors{0}, unexpected_errors{0},
+      tenant_switches{0}, adversarial_actions{0}, expected_errors{0}, unexpected_errors{0}, honest_errors{0},
       tenant_leaks{0}, state_leaks{0}, self_mismatches{0}, cancels_sent{0}, cancels_effective{0},
       pinned_adversaries{0};
 

@@ -1,5 +1,5 @@
-// ClientSession: one application connection and its state machine (style.md #5):
-// Startup -> Auth -> (LoginWait) -> Idle <-> Waiting <-> Active -> Closing.
+// ClientSession: one application connection and its state machine (an explicit state enum, one
+// handler per state): Startup -> Auth -> (LoginWait) -> Idle <-> Waiting <-> Active -> Closing.
 //
 // Startup parses the untyped first packet (SSLRequest, GSSENCRequest, CancelRequest, Startup);
 // Auth runs SCRAM-SHA-256, md5 or trust against auth.users; LoginWait waits for the pool's
@@ -185,7 +185,7 @@ class ClientSession : public StreamHandler {
   void NoteBind(const protocol::Frame& f);
 
 
-  // ---- tenancy (client_tenancy.cc): statements that change the tenant (product.md section 3)
+  // ---- tenancy (client_tenancy.cc): statements that change the tenant (docs/reference.md section 3)
   enum class Verdict { kForward, kAnswered, kReplaced };
   // Looks at one client message. `server_clean`: no transaction is open and nothing is in
   // flight, so pgtenant may answer in order without a server. kAnswered: the responses are

@@ -1,5 +1,5 @@
 // ClientSession's following of settings the server does not report (search_path,
-// extra_float_digits; product.md section 4): a session-level SET of one of them outside a
+// extra_float_digits; docs/reference.md section 4): a session-level SET of one of them outside a
 // transaction block becomes part of what the client's session must hold, restored on every
 // server connection it is given, instead of pinning the client to the connection it ran on.
 //

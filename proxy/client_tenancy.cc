@@ -1,4 +1,4 @@
-// ClientSession's handling of statements that change the tenant (product.md section 3, source
+// ClientSession's handling of statements that change the tenant (docs/reference.md section 3, source
 // `set`). Outside a transaction pgtenant answers them itself with exactly what Postgres would
 // send, so a tenant switch costs no server round trip and the next transaction is routed to
 // the new tenant's pool. Inside a transaction a session-level switch is refused by making the

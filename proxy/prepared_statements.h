@@ -1,4 +1,4 @@
-// Protocol-level named prepared statements in transaction mode (product.md section 4).
+// Protocol-level named prepared statements in transaction mode (docs/reference.md section 4).
 //
 // A client's statement names are its own; on the server every distinct (query text, parameter
 // types) becomes one statement "pgt_<tag>_<id>" shared by all clients. A client's Parse is answered

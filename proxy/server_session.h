@@ -1,5 +1,6 @@
-// ServerSession: one connection from pgtenant to a backend Postgres, and its state machine
-// (style.md #5): Resolving -> Connecting -> Login -> Idle <-> Active -> (Resetting) -> Closing.
+// ServerSession: one connection from pgtenant to a backend Postgres, and its state machine (an
+// explicit state enum, one handler per state):
+// Resolving -> Connecting -> Login -> Idle <-> Active -> (Resetting) -> Closing.
 //
 // While Active it is linked to exactly one ClientSession and forwards the backend's messages
 // to it, watching ReadyForQuery to know when the transaction is over. Before the client's first

@@ -1,5 +1,5 @@
 // What a server connection's session holds that a client cares about — the tenant variable and
-// the settings a client gave at startup (product.md section 4) — and the statements that turn
+// the settings a client gave at startup (docs/reference.md section 4) — and the statements that turn
 // one into the other. Pure: no I/O.
 #pragma once
 

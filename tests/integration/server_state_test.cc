@@ -187,11 +187,18 @@ TEST_P(ServerStateTest, DeallocateAllBehindAComment) {
 TEST_P(ServerStateTest, PreparedDiscardAllExecutedByBindAlone) {
   RunSequence(
       "PREPARE (protocol) DISCARD ALL; SET tenant; Bind/Execute it",
-      [](PGconn* c) {
+      [this](PGconn* c) {
         PGresultPtr p(PQprepare(c, "sender_discard", "DISCARD ALL", 0, nullptr));
         ASSERT_EQ(PQresultStatus(p.get()), PGRES_COMMAND_OK) << ErrorMessage(p.get());
         EXPECT_EQ(QueryValue(c, "SET app.tenant_id = 't006'"), "");
         EXPECT_EQ(QueryValue(c, kObserve), Seen("t006"));
+        if (!Session()) {
+          // Another client in between: the connection needs the sender's tenant set again
+          // before the Bind, which must not share a pipeline with DISCARD ALL (25001).
+          PGconnPtr other = Client("-c app.tenant_id=t002");
+          ASSERT_TRUE(other);
+          EXPECT_EQ(QueryValue(other.get(), kObserve), Seen("t002"));
+        }
         PGresultPtr r(PQexecPrepared(c, "sender_discard", 0, nullptr, nullptr, nullptr, 0));
         EXPECT_EQ(PQresultStatus(r.get()), PGRES_COMMAND_OK) << ErrorMessage(r.get());
         EXPECT_STREQ(PQcmdStatus(r.get()), "DISCARD ALL");

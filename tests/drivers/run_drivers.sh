@@ -26,8 +26,11 @@ RUN_KILL=120     # seconds after which a workload that did not end by itself is 
 PYTHON=/usr/bin/python3  # Debian's, where the python3-* driver packages live
 JDBC_JAR=/usr/share/java/postgresql.jar
 
-die() { echo "run_drivers: $*" >&2; exit 1; }
-log() { echo "run_drivers: $*"; }
+SUITE=run_drivers
+PGT_VERBOSE="${PGTENANT_DRIVERS_VERBOSE:-}"
+# die, log, the fixture, pgtenant's start and stop: shared with tests/apps/run_apps.sh.
+# shellcheck source=tests/lib/suite.sh
+source "$ROOT/tests/lib/suite.sh"
 
 [[ $# -ge 1 ]] || die "usage: $0 BUILD_DIR [DRIVER...]"
 BUILD_DIR="$(cd "$1" && pwd)" || die "no build dir $1"
@@ -42,86 +45,7 @@ PGTENANT="$BUILD_DIR/pgtenant"
 WORK="$BUILD_DIR/drivers"
 mkdir -p "$WORK"
 
-# ---- packages ----
-
-packages_of() {
-  case "$1" in
-    psycopg2) echo python3 python3-psycopg2 ;;
-    psycopg3) echo python3 python3-psycopg ;;
-    asyncpg) echo python3 python3-asyncpg ;;
-    jdbc) echo libpostgresql-jdbc-java default-jdk-headless ;;
-    node) echo nodejs npm ;;
-  esac
-}
-
-# nodejs from NodeSource ships npm itself and conflicts with Debian's npm package, so node and npm
-# count as present when their commands are.
-package_present() {
-  case "$1" in
-    nodejs) command -v node >/dev/null ;;
-    npm) command -v npm >/dev/null ;;
-    *) dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed' ;;
-  esac
-}
-
-# node-postgres as tests/drivers/install.sh leaves it (from the committed lock file).
-NODE_DIR="$SCRIPT_DIR/node"
-node_modules_present() {
-  [[ -d "$NODE_DIR/node_modules/pg" ]] &&
-    cmp -s "$NODE_DIR/package-lock.json" "$NODE_DIR/node_modules/.pgtenant-installed-lock.json"
-}
-
-check_installed() {
-  local missing=() p d
-  for d in "${DRIVERS[@]}"; do
-    for p in $(packages_of "$d"); do
-      package_present "$p" || [[ " ${missing[*]} " == *" $p "* ]] || missing+=("$p")
-    done
-  done
-  [[ ${#missing[@]} -eq 0 ]] || die "missing Debian packages ${missing[*]}: run scripts/install-deps (as root)"
-  if [[ " ${DRIVERS[*]} " == *" node "* ]] && ! node_modules_present; then
-    die "node-postgres is not installed in tests/drivers/node/node_modules, or not from the current package-lock.json: run scripts/install-deps (or tests/drivers/install.sh)"
-  fi
-}
-
-# ---- PostgreSQL and pgtenant ----
-
-OWN_FIXTURE=""
-PGT_PID=""
-
-PGT_LOG=""
-
-cleanup() {
-  stop_pgtenant
-  if [[ -n "$OWN_FIXTURE" ]]; then
-    bash "$ROOT/tests/integration/pg_fixture.sh" stop "$OWN_FIXTURE" >/dev/null 2>&1
-  fi
-}
-trap cleanup EXIT
-
-load_fixture() {
-  local env="${PGTENANT_FIXTURE_ENV:-}"
-  if [[ -z "$env" || ! -f "$env" ]]; then
-    OWN_FIXTURE="$WORK/pgfixture"
-    bash "$ROOT/tests/integration/pg_fixture.sh" start "$OWN_FIXTURE" >"$WORK/fixture.log" 2>&1 ||
-      { cat "$WORK/fixture.log" >&2; die "could not start PostgreSQL"; }
-    env="$OWN_FIXTURE/pg.env"
-  fi
-  PG_PORT="$(sed -n 's/^PGT_PG_PORT=//p' "$env")"
-  PG_BIN="$(sed -n 's/^PGT_PG_BIN=//p' "$env")"
-  PG_SUPERUSER="$(sed -n 's/^PGT_PG_SUPERUSER=//p' "$env")"
-  PG_SUPERPASS="$(sed -n 's/^PGT_PG_SUPERPASS=//p' "$env")"
-  [[ -n "$PG_PORT" ]] || die "no PGT_PG_PORT in $env"
-}
-
-psql_super() {
-  PGPASSWORD="$PG_SUPERPASS" "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
-    -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" -d app -c "$1"
-}
-
-free_port() {
-  "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# ---- pgtenant ----
 
 write_config() {
   cat >"$WORK/pgtenant.yaml" <<EOF
@@ -160,52 +84,6 @@ timeouts:
   query_wait: 60s
   server_connect: 5s
 EOF
-}
-
-# pgtenant_status: "" while the pgtenant started last runs, else how it ended.
-pgtenant_status() {
-  [[ -n "$PGT_PID" ]] || { echo "not started"; return; }
-  kill -0 "$PGT_PID" 2>/dev/null && return
-  local rc=0
-  wait "$PGT_PID" 2>/dev/null || rc=$?
-  PGT_PID=""
-  if [[ $rc -gt 128 ]]; then
-    echo "pgtenant died of signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null))"
-  else
-    echo "pgtenant exited with status $rc"
-  fi
-}
-
-stop_pgtenant() {
-  [[ -n "$PGT_PID" ]] || return 0
-  kill -TERM "$PGT_PID" 2>/dev/null
-  wait "$PGT_PID" 2>/dev/null
-  PGT_PID=""
-}
-
-# start_pgtenant NAME: a fresh pgtenant for one driver, logging to WORK/pgtenant-NAME.log.
-start_pgtenant() {
-  local attempt
-  PGT_LOG="$WORK/pgtenant-$1.log"
-  for attempt in 1 2 3; do
-    PGT_PORT="$(free_port)"
-    write_config
-    local verbose=()
-    [[ "${PGTENANT_DRIVERS_VERBOSE:-}" == 1 ]] && verbose=(-v)
-    "$PGTENANT" --config "$WORK/pgtenant.yaml" "${verbose[@]}" >"$PGT_LOG" 2>&1 &
-    PGT_PID=$!
-    for _ in $(seq 100); do
-      kill -0 "$PGT_PID" 2>/dev/null || break
-      if (exec 3<>"/dev/tcp/127.0.0.1/$PGT_PORT") 2>/dev/null; then return 0; fi
-      sleep 0.1
-    done
-    kill -TERM "$PGT_PID" 2>/dev/null
-    wait "$PGT_PID" 2>/dev/null
-    PGT_PID=""
-    echo "run_drivers: pgtenant did not start (attempt $attempt):" >&2
-    tail -n 20 "$PGT_LOG" >&2
-  done
-  die "could not start pgtenant"
 }
 
 # ---- drivers ----
@@ -280,15 +158,14 @@ run_one() {
   local more=$(($(grep -cv '^RESULT ' "$out") - 15))
   [[ $more -gt 0 ]] && echo "    ... $more more lines in $out"
   if [[ "$target" == pgtenant ]]; then
-    echo "    pgtenant log (last 10 lines of $PGT_LOG):"
-    grep -v ': warning: .*plaintext password' "$PGT_LOG" | tail -n 10 | sed 's/^/      /'
+    pgtenant_log_tail 10
   fi
   FAILED=$((FAILED + 1))
 }
 
 main() {
   local suite_start=$SECONDS d
-  check_installed
+  check_clients "${DRIVERS[@]}"
   load_fixture
   log "PostgreSQL on port $PG_PORT; a fresh pgtenant for each driver (logs $WORK/pgtenant-DRIVER.log)"
   for d in "${DRIVERS[@]}"; do

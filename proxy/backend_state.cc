@@ -48,7 +48,7 @@ bool BackendState::NeedsPrelude(const SessionSettings& want, uint32_t namings) c
 
 void BackendState::WritePrelude(const SessionSettings& want, uint64_t client_id, uint32_t namings,
                                 bool tenant_as_query, std::string_view variable, std::string* out,
-                                std::string* own_types) {
+                                std::string* own_types, std::string_view block_start) {
   // The variable is trusted only on a connection nobody used yet, or that this very client
   // used last without naming a tenant since: a hidden change (a function calling set_config)
   // may stay with the client that made it, never reach another.
@@ -69,6 +69,10 @@ void BackendState::WritePrelude(const SessionSettings& want, uint64_t client_id,
       settings_unknown_ = false;
     }
     settings_.TakeSettingsOf(want);
+  }
+  if (!block_start.empty()) {
+    protocol::AppendQuery(out, block_start);
+    own_types->push_back(protocol::fe::kQuery);
   }
   if (!p.set_tenant) return;
   if (tenant_as_query) {

@@ -59,8 +59,12 @@ class BackendState {
   // the ResponseTracker. `tenant_as_query`: the tenant goes in a Query of its own (the client's
   // first statement refuses to share a pipeline); otherwise as Bind/Execute of pgtenant's
   // statement, in the client's first implicit transaction. `variable`: tenancy.variable.
+  // `block_start`: SQL that opens the client's transaction block (a deferred BEGIN and its
+  // SET LOCALs), sent after the settings and before the tenant, so that the block's BEGIN
+  // options (ISOLATION LEVEL) come before any query in it.
   void WritePrelude(const SessionSettings& want, uint64_t client_id, uint32_t namings, bool tenant_as_query,
-                    std::string_view variable, std::string* out, std::string* own_types);
+                    std::string_view variable, std::string* out, std::string* own_types,
+                    std::string_view block_start = {});
 
   // ---- what the server answered (ServerSession::HandleActive, for every message)
   // `client_answer`: it answers a message of the client's (not one of pgtenant's own).

@@ -398,11 +398,13 @@ void ClientSession::FinishLogin(const Pool& pool) {
 
 Pool* ClientSession::ResolvePool(std::string* sqlstate, std::string* message) {
   const conf::Config& cfg = pooler_->config();
-  if (!wanted_.tenant) {
+  // The transaction's tenant: a deferred block's SET LOCAL chooses the pool of its transaction.
+  const std::optional<std::string>& tenant = TransactionTenant();
+  if (!tenant) {
     if (cfg.tenancy.require_tenant) {
       *sqlstate = "28000";
       *message = "no tenant: this session has not named its tenant and tenancy.require_tenant is on; set " +
-                 cfg.tenancy.variable + " at login or with SET";
+                 cfg.tenancy.variable + " at login, with SET, or with SET LOCAL in the transaction";
       return nullptr;
     }
     if (!cfg.tenancy.default_pool) {
@@ -417,15 +419,15 @@ Pool* ClientSession::ResolvePool(std::string* sqlstate, std::string* message) {
     }
     return p;
   }
-  const std::string* name = pooler_->routes().PoolFor(*wanted_.tenant);
+  const std::string* name = pooler_->routes().PoolFor(*tenant);
   Pool* p = name ? pooler_->FindPool(*name) : nullptr;
   if (p == nullptr) {
     *sqlstate = "22023";
-    *message = "tenant \"" + *wanted_.tenant + "\" is not configured and there is no tenancy.default_pool";
+    *message = "tenant \"" + *tenant + "\" is not configured and there is no tenancy.default_pool";
     return nullptr;
   }
   pool_name_ = p->name();
-  usage_ = pooler_->UsageFor(usage_, p->name(), *wanted_.tenant);
+  usage_ = pooler_->UsageFor(usage_, p->name(), *tenant);
   return p;
 }
 
@@ -459,7 +461,7 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
       if (f.type == fe::kSync || f.type == fe::kQuery) {
         skip_until_sync_ = false;
         std::string out;
-        protocol::AppendReadyForQuery(&out, 'I');
+        protocol::AppendReadyForQuery(&out, IdleTransactionStatus());
         stream_.Write(out);
       }
       continue;
@@ -470,14 +472,31 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
       if (f.type == fe::kSync) {
         if (local_) local_->portals.clear();
         std::string out;
-        protocol::AppendReadyForQuery(&out, 'I');
+        protocol::AppendReadyForQuery(&out, IdleTransactionStatus());
         stream_.Write(out);
       }
       continue;
     }
+    if (f.type == fe::kQuery) {
+      std::string_view sql = AsView(f.payload);
+      if (!sql.empty() && sql.back() == '\0') sql.remove_suffix(1);
+      if (AnswerQueryInDeferredBlock(sql)) {
+        // Metered with the block once it reaches a server; a block that never does did no
+        // server work and is not metered.
+        if (deferred_) ++deferred_->queries;
+        pos += f.total_size;
+        continue;
+      }
+    }
     if (f.type == fe::kParse || f.type == fe::kClose) NoteStatementText(f);
     std::string unused;
     if (InspectForTenancy(f, /*server_clean=*/true, &unused) == Verdict::kAnswered) {
+      pos += f.total_size;
+      continue;
+    }
+    if (deferred_ && deferred_->aborted) {
+      // Inside a deferred block an error aborted: only its end (answered above) runs.
+      AnswerError(AbortedBlockError(), /*with_ready=*/false);
       pos += f.total_size;
       continue;
     }
@@ -516,6 +535,7 @@ bool ClientSession::RequestServer() {
     protocol::AppendError(&out, "ERROR", sqlstate, message);
     stream_.Write(out);
     skip_until_sync_ = true;
+    if (deferred_) deferred_->aborted = true;  // as an error inside the block
     return false;
   }
   state_ = State::kWaiting;
@@ -556,7 +576,16 @@ void ClientSession::SendPrelude(bool tenant_as_query) {
   LOG_DEBUG("client %llu on server %llu: want %s, last client %llu", static_cast<unsigned long long>(id_),
             static_cast<unsigned long long>(server_->id()), wanted_.tenant ? wanted_.tenant->c_str() : "-",
             static_cast<unsigned long long>(server_->backend().last_client_id()));
-  server_->SendPrelude(wanted_, id_, tenant_namings_, tenant_as_query);
+  if (!deferred_) {
+    server_->SendPrelude(wanted_, id_, tenant_namings_, tenant_as_query);
+    return;
+  }
+  // A deferred block reaches its server: the prelude with the transaction's tenant, then the
+  // client's BEGIN and SET LOCALs.
+  SessionSettings want = wanted_;
+  want.tenant = TransactionTenant();
+  server_->SendPrelude(want, id_, tenant_namings_, tenant_as_query, deferred_->begin_sql + ";" + deferred_->replay);
+  DeferredBlockSent();
 }
 
 void ClientSession::CancelWaiting() {
@@ -574,6 +603,7 @@ void ClientSession::OnServerUnavailable(const std::string& sqlstate, const std::
   }
   if (state_ != State::kWaiting) return;
   state_ = State::kIdle;
+  if (deferred_) deferred_->aborted = true;
   std::string out;
   protocol::AppendError(&out, "ERROR", sqlstate, message);
   stream_.Write(out);
@@ -846,6 +876,8 @@ void ClientSession::OnPreludeFailed(const std::string& sqlstate, const std::stri
                                     int sync_points) {
   server_ = nullptr;
   state_ = State::kIdle;
+  deferred_.reset();  // its BEGIN did not run either
+  pending_tenant_.reset();
   if (tracked_) tracked_->pending.reset();  // the client's statements did not run
   std::string out;
   protocol::AppendError(&out, "ERROR", sqlstate, message);

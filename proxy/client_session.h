@@ -32,6 +32,7 @@
 #include "proxy/stream.h"
 #include "proxy/usage.h"
 #include "routing/setting_statement.h"
+#include "routing/statement_classifier.h"
 
 namespace pgtenant::proxy {
 
@@ -83,18 +84,19 @@ class ClientSession : public StreamHandler {
   // The server ended a sync cycle of this client's with ReadyForQuery `status`.
   void OnReadyForQuery(char status) {
     if (tracked_ && tracked_->pending) SettleSettingChange(status);
-    if (reset_pending_) SettleResetAll(status);
+    if (reset_pending_ || pending_tenant_) SettlePendingChanges(status);
   }
   // The server answered a ROLLBACK of this client's (COMMIT of a failed block included).
   void OnServerRolledBack() {
-    if (reset_pending_) reset_undone_ = true;
+    if (reset_pending_ || pending_tenant_) pending_undone_ = true;
   }
   // Usage accounting: the server tells when a transaction ends and what went to the client.
   void AccountTransaction();
   void AddBytesOut(uint64_t n) { txn_.bytes_out += n; }
   void NoteError() {
     ++txn_.errors;
-    if (reset_pending_) reset_undone_ = true;  // the block is aborted, or the implicit one rolled back
+    // The block is aborted, or the implicit one rolled back.
+    if (reset_pending_ || pending_tenant_) pending_undone_ = true;
   }
   bool admin() const { return admin_; }
   uint64_t request_ms() const { return last_activity_ms_; }
@@ -180,7 +182,51 @@ class ClientSession : public StreamHandler {
   // A RESET ALL of the client's is on its way. `alone_outside_block`: the only statement of a
   // Query to a clean server, so it takes effect now; otherwise once its transaction commits.
   void ResetAllSent(bool alone_outside_block);
-  void SettleResetAll(char status);
+  // At the end of a sync cycle: a RESET ALL, or a session-level tenant change made in a deferred
+  // block, counts when the transaction committed (status 'I', no error, no ROLLBACK since).
+  void SettlePendingChanges(char status);
+  bool set_source_allowed() const;
+
+  // ---- deferred transaction blocks (client_deferred.cc)
+  struct DeferredBlock {
+    std::string begin_sql;              // the client's BEGIN / START TRANSACTION, as sent
+    std::string replay;                 // SET LOCAL / SET TRANSACTION sent since, ";"-terminated
+    std::optional<std::string> tenant;  // the transaction's tenant, when the block named one
+    bool names_tenant = false;
+    bool changes_session_tenant = false;  // ... with a session-level change (SET, set_config false)
+    bool aborted = false;                 // an error answered in the block: only ROLLBACK/COMMIT now
+    uint32_t queries = 0;  // statements answered in the block: metered once it reaches a server
+  };
+  // A BEGIN may be answered here: no server is held and the client's pool is not in session mode.
+  bool MayDeferBegin();
+  // The tenant of the client's current transaction: the deferred block's, else the session's.
+  const std::optional<std::string>& TransactionTenant() const;
+  // The transaction status pgtenant reports while the client holds no server.
+  char IdleTransactionStatus() const;
+  void AbortDeferredBlock(const Status& error);
+  // A simple Query while no server is held: a BEGIN that opens a deferred block, or a statement
+  // inside one that needs no server. True when answered.
+  bool AnswerQueryInDeferredBlock(std::string_view sql);
+  // The prelude carried the client's BEGIN and SET LOCALs: the block is the server's now.
+  void DeferredBlockSent();
+  // BEGIN while no server is held: opens the deferred block (or warns, inside one). Appends
+  // CommandComplete to `out`.
+  void OpenDeferredBlock(std::string_view begin_sql, std::string* out);
+  // COMMIT / ROLLBACK of a deferred block (or outside any): appends CommandComplete; an error
+  // when a session-level tenant change made in the block cannot take effect.
+  Status EndDeferredBlock(bool commit, std::string* out);
+  // SET [LOCAL] / set_config of the tenant inside a deferred block: the transaction's tenant.
+  Status NameTenantInDeferredBlock(const std::optional<std::string>& tenant, bool transaction_scoped);
+  static bool IsTransactionScoped(routing::StatementKind kind);
+  static Status AbortedBlockError();
+  // A Parse while no server is held that needs none: kDeferredBeginStatement (BEGIN),
+  // kDeferredEndStatement (COMMIT / ROLLBACK in a deferred block), or the StatementKind of a
+  // SET LOCAL / set_config(..., true) of the tenant in one (`statement` gets its value and
+  // parameter). 0: it needs a server.
+  int DeferrableStatementKind(std::string_view sql, routing::ClassifiedStatement* statement);
+  // LocalStatement::kind of a BEGIN and of a COMMIT / ROLLBACK answered in a deferred block.
+  static constexpr int kDeferredBeginStatement = -3;
+  static constexpr int kDeferredEndStatement = -4;
   // A Bind of the client's unnamed statement that is such a SET runs it again: pin.
   void NoteBind(const protocol::Frame& f);
 
@@ -266,7 +312,7 @@ class ClientSession : public StreamHandler {
   bool prelude_pending_ = false;  // session mode: the tenant changed while a server is held
   bool pinned_ = false;           // holds its server until it disconnects (session state)
   bool reset_pending_ = false;    // a RESET ALL counts once its transaction commits
-  bool reset_undone_ = false;     // ... which an error or a ROLLBACK since prevents
+  bool pending_undone_ = false;   // ... (and pending_tenant_), which an error or a ROLLBACK prevents
   // How many times the client has named its tenant (SET, set_config, RESET ALL, DISCARD ALL).
   // A server connection this client used last, under an older count, may still hold a value
   // the client set in SQL pgtenant cannot see (a function calling set_config): its prelude
@@ -290,6 +336,10 @@ class ClientSession : public StreamHandler {
   // The client's prepared statements (by name, "" unnamed) that refuse to run in a pipeline
   // (a prepared DISCARD ALL): a Bind of one gets the tenant in a Query of its own.
   std::unique_ptr<std::set<std::string, std::less<>>> own_txn_statements_;
+  std::unique_ptr<DeferredBlock> deferred_;  // a BEGIN pgtenant answered; no server yet
+  // A session-level tenant change made in a deferred block that reached a server: the client's
+  // tenant once that block commits.
+  std::unique_ptr<std::optional<std::string>> pending_tenant_;
   struct FollowedSettings {
     SessionSettings startup;  // the client's settings before its first followed SET
     std::optional<routing::SettingChange> pending;  // on its way; not known to have committed

@@ -78,8 +78,9 @@ std::string ClientSession::RefusalSql(const Status& error) {
 void ClientSession::AnswerError(const Status& error, bool with_ready) {
   std::string out;
   protocol::AppendError(&out, "ERROR", error.sqlstate(), error.message());
+  if (deferred_) deferred_->aborted = true;  // as an error inside a block
   if (with_ready) {
-    protocol::AppendReadyForQuery(&out, 'I');
+    protocol::AppendReadyForQuery(&out, IdleTransactionStatus());
   } else {
     skip_until_sync_ = true;  // extended protocol: skip to the Sync, as Postgres does
   }
@@ -108,7 +109,9 @@ Status ClientSession::ChangeTenant(const std::optional<std::string>& tenant) {
   }
   wanted_.tenant = tenant;
   ++tenant_namings_;
-  if (server_ != nullptr) {
+  // In transaction mode the server goes back to the pool when the transaction ends; only
+  // session mode and a pinned client keep it across the change.
+  if (server_ != nullptr && (server_->pool()->session_mode() || pinned_)) {
     // Session mode holds a server between transactions. Another pool's tenant (or a session
     // that must now be refused for having none) must not run on it: give it back (reset) and
     // go through the pool choice again at the next statement.
@@ -196,7 +199,7 @@ ClientSession::Verdict ClientSession::InspectDeallocate(std::string_view sql, bo
   }
   std::string out;
   protocol::AppendCommandComplete(&out, all ? "DEALLOCATE ALL" : "DEALLOCATE");
-  protocol::AppendReadyForQuery(&out, 'I');
+  protocol::AppendReadyForQuery(&out, IdleTransactionStatus());
   stream_.Write(out);
   return Verdict::kAnswered;
 }
@@ -254,7 +257,7 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
       } else {
         protocol::AppendCommandComplete(&out, routing::FirstKeyword(sql) == "reset" ? "RESET" : "SET");
       }
-      protocol::AppendReadyForQuery(&out, 'I');
+      protocol::AppendReadyForQuery(&out, IdleTransactionStatus());
       stream_.Write(out);
       return Verdict::kAnswered;
     }
@@ -275,13 +278,16 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
     // block it fails and changes nothing. RESET ALL: see ResetAllSent.
     if (std::any_of(stmts.begin(), stmts.end(),
                     [](const routing::ClassifiedStatement& st) { return st.kind == StatementKind::kResetAll; })) {
-      ResetAllSent(server_clean && stmts.size() == 1);
+      // (No server held and no deferred block: nothing can roll it back.)
+      ResetAllSent(server_clean && stmts.size() == 1 && !deferred_);
     }
   } else if (mentions) {
     tenant_may_change_ = true;
   }
   return Verdict::kForward;
 }
+
+bool ClientSession::set_source_allowed() const { return SetSourceAllowed(pooler_->config()); }
 
 void ClientSession::ResetAllSent(bool alone_outside_block) {
   if (alone_outside_block) {
@@ -294,15 +300,24 @@ void ClientSession::ResetAllSent(bool alone_outside_block) {
   // ROLLBACK (or an error, which rolls back an implicit block) leaves the session as it was,
   // as on Postgres. OnReadyForQuery settles it.
   reset_pending_ = true;
-  reset_undone_ = false;
+  pending_undone_ = false;
 }
 
-void ClientSession::SettleResetAll(char status) {
+void ClientSession::SettlePendingChanges(char status) {
   if (status != 'I') return;  // the block is still open
-  const bool committed = !reset_undone_;
+  const bool committed = !pending_undone_;
+  const bool reset = reset_pending_;
+  std::unique_ptr<std::optional<std::string>> tenant = std::move(pending_tenant_);
   reset_pending_ = false;
-  reset_undone_ = false;
-  if (committed) ReturnToStartupSession(/*discards=*/false);
+  pending_undone_ = false;
+  if (!committed) return;
+  if (reset) ReturnToStartupSession(/*discards=*/false);
+  // Checked when the block named it; only the tenant's client limit may refuse it now, and then
+  // the session keeps its tenant (there is no statement left to fail).
+  if (tenant && !ChangeTenant(*tenant).ok()) {
+    LOG_INFO("client %llu: tenant change committed in a block refused by its client limit",
+             static_cast<unsigned long long>(id_));
+  }
 }
 
 void ClientSession::ReturnToStartupSession(bool discards) {
@@ -336,6 +351,24 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
       if (!w.empty() && w[0] == "deallocate" && std::find(w.begin(), w.end(), "all") != w.end() && statements_) {
         statements_->clear();
       }
+    }
+  }
+  if (server_ == nullptr) {
+    // No server held: a BEGIN opens a deferred block, and inside one its COMMIT / ROLLBACK and
+    // the tenant's SET LOCAL / set_config(..., true) need no server (client_deferred.cc).
+    routing::ClassifiedStatement deferrable;
+    if (int kind = DeferrableStatementKind(parse.query, &deferrable); kind != 0) {
+      LocalStatement ls;
+      ls.query = std::string(parse.query);
+      ls.param_types = parse.param_types;
+      ls.kind = kind;
+      ls.value = deferrable.value;
+      ls.param_index = deferrable.value_is_param ? deferrable.param_index : 0;
+      local().statements[std::string(parse.statement)] = std::move(ls);
+      std::string out;
+      protocol::AppendParseComplete(&out);
+      stream_.Write(out);
+      return Verdict::kAnswered;
     }
   }
   const conf::Config& cfg = pooler_->config();
@@ -452,18 +485,27 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       w.Finish();
       return Verdict::kReplaced;
     }
-    if (!server_clean) {
-      // Behind work of the client's that the server has not answered yet: pgtenant cannot
-      // answer in its turn, so the server runs the statement, under a name of pgtenant's (the
-      // client's name stays pgtenant's, so that later Binds of it are still seen; closed
-      // first so that it can be prepared again). Outside a transaction block, to a tenant of
-      // the pool in use, the change is the client's from now on, as on Postgres; inside a
-      // block, or towards another pool, it is refused as the simple protocol refuses it.
-      std::optional<std::string> target = static_cast<StatementKind>(it->second.kind) == StatementKind::kResetTenant
+    const int kind = it->second.kind;
+    const bool deferrable = kind == kDeferredBeginStatement || kind == kDeferredEndStatement ||
+                            IsTransactionScoped(static_cast<StatementKind>(kind));
+    if (!server_clean || (deferrable && server_ != nullptr)) {
+      // Behind work of the client's that the server has not answered yet (or, for a statement
+      // made while no server was held, on a server now): pgtenant cannot answer in its turn,
+      // so the server runs the statement, under a name of pgtenant's (the client's name stays
+      // pgtenant's, so that later Binds of it are still seen; closed first so that it can be
+      // prepared again). Outside a transaction block, to a tenant of the pool in use, a
+      // session-level change is the client's from now on, as on Postgres; inside a block, or
+      // towards another pool, it is refused as the simple protocol refuses it. A SET LOCAL /
+      // set_config(..., true) is checked as in a Query.
+      std::optional<std::string> target = static_cast<StatementKind>(kind) == StatementKind::kResetTenant
                                               ? startup_tenant_
                                               : BoundTenant(it->second, bind);
       Status refusal;
-      if (target != wanted_.tenant) {
+      if (kind == kDeferredBeginStatement || kind == kDeferredEndStatement) {
+        // BEGIN / COMMIT / ROLLBACK: the server's own answer is the right one.
+      } else if (IsTransactionScoped(static_cast<StatementKind>(kind))) {
+        if (target) refusal = CheckLocalTenant(*target);
+      } else if (target != wanted_.tenant) {
         const conf::Config& cfg = pooler_->config();
         const std::string* pool = target ? pooler_->routes().PoolFor(*target)
                                          : (cfg.tenancy.default_pool ? &*cfg.tenancy.default_pool : nullptr);
@@ -518,9 +560,50 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       // Out of order with the server's answers; the portal does not exist there.
       return Verdict::kForward;
     }
-    auto kind = static_cast<StatementKind>(it->second.statement->kind);
+    const LocalStatement& stmt = *it->second.statement;
+    if (stmt.kind == kDeferredBeginStatement || stmt.kind == kDeferredEndStatement) {
+      if (stmt.kind == kDeferredBeginStatement) {
+        OpenDeferredBlock(stmt.query, &out);
+      } else {
+        std::string first = routing::FirstKeyword(stmt.query);
+        Status s = EndDeferredBlock(first == "commit" || first == "end", &out);
+        if (!s.ok()) {
+          if (deferred_) deferred_->aborted = true;
+          AnswerError(s, false);
+          return Verdict::kAnswered;
+        }
+      }
+      if (deferred_) ++deferred_->queries;  // metered as in a Query (HandleIdle)
+      stream_.Write(out);
+      return Verdict::kAnswered;
+    }
+    auto kind = static_cast<StatementKind>(stmt.kind);
+    if (IsTransactionScoped(kind)) {
+      if (deferred_) {
+        Status s = deferred_->aborted ? AbortedBlockError() : NameTenantInDeferredBlock(it->second.value, true);
+        if (!s.ok()) {
+          deferred_->aborted = true;
+          AnswerError(s, false);
+          return Verdict::kAnswered;
+        }
+      }
+      if (deferred_) ++deferred_->queries;
+      // Outside a block a SET LOCAL / set_config(..., true) lasts no longer than its statement.
+      if (kind == StatementKind::kSetConfigLocalTenant) {
+        protocol::AppendTextDataRow(&out, it->second.value.value_or(""));
+        protocol::AppendCommandComplete(&out, "SELECT 1");
+      } else {
+        protocol::AppendCommandComplete(&out, "SET");
+      }
+      stream_.Write(out);
+      return Verdict::kAnswered;
+    }
     std::optional<std::string> target = kind == StatementKind::kResetTenant ? startup_tenant_ : it->second.value;
-    Status s = ChangeTenant(target);
+    // In a deferred block a session-level change is the block's until it commits.
+    Status s = deferred_ ? (deferred_->aborted ? AbortedBlockError() : NameTenantInDeferredBlock(target, false))
+                         : ChangeTenant(target);
+    if (deferred_ && s.ok()) ++deferred_->queries;
+    if (deferred_ && !s.ok()) deferred_->aborted = true;
     if (!s.ok()) {
       AnswerError(s, false);
       return Verdict::kAnswered;
@@ -545,7 +628,9 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
     auto it = loc.portals.find(target.name);
     if (it != loc.portals.end()) stmt = it->second.statement;
   }
-  if (stmt == nullptr || stmt->kind < 0) return Verdict::kForward;
+  if (stmt == nullptr || stmt->kind == kRefusedStatement || stmt->kind == kCheckedLocalStatement) {
+    return Verdict::kForward;
+  }
   if (!server_clean) {
     // Behind work of the client's that the server has not answered yet: pgtenant cannot answer
     // in its turn, so the server does, for the statement pgtenant keeps. A Close is forwarded
@@ -578,7 +663,8 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
     stream_.Write(out);
     return Verdict::kAnswered;
   }
-  bool is_select = static_cast<StatementKind>(stmt->kind) == StatementKind::kSetConfigTenant;
+  bool is_select = static_cast<StatementKind>(stmt->kind) == StatementKind::kSetConfigTenant ||
+                   static_cast<StatementKind>(stmt->kind) == StatementKind::kSetConfigLocalTenant;
   if (target.kind == 'S') {
     std::vector<int32_t> types = stmt->param_types;
     if (static_cast<int>(types.size()) < stmt->param_index) types.resize(stmt->param_index, 0);

@@ -303,10 +303,10 @@ void ServerSession::Attach(ClientSession* client) {
 }
 
 void ServerSession::SendPrelude(const SessionSettings& want, uint64_t client_id, uint32_t namings,
-                                bool tenant_as_query) {
+                                bool tenant_as_query, std::string_view block_start) {
   std::string bytes, own_types;
   backend_.WritePrelude(want, client_id, namings, tenant_as_query, pool_->pooler()->config().tenancy.variable, &bytes,
-                        &own_types);
+                        &own_types, block_start);
   for (char type : own_types) NoteOwn(type);
   if (!bytes.empty()) ForwardRaw(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }

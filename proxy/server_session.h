@@ -73,7 +73,8 @@ class ServerSession : public StreamHandler {
   void Attach(ClientSession* client);
   // Writes (or corks) the prelude that makes the backend hold `want` for client `client_id`
   // with naming count `namings` (BackendState::WritePrelude), with its tracker slots.
-  void SendPrelude(const SessionSettings& want, uint64_t client_id, uint32_t namings, bool tenant_as_query);
+  void SendPrelude(const SessionSettings& want, uint64_t client_id, uint32_t namings, bool tenant_as_query,
+                   std::string_view block_start = {});
   // The linked client keeps this connection for another batch: must a prelude go first?
   bool NeedsPreludeFor(const SessionSettings& want, uint32_t namings) const {
     return backend_.NeedsPrelude(want, namings);

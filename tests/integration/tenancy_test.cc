@@ -729,8 +729,10 @@ TEST_P(TenancyTest, SessionChangeInsideTransactionRefused) {
     EXPECT_EQ(PQtransactionStatus(c.get()), PQTRANS_IDLE);
     EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t005")) << "after " << sql;
   }
-  // The same over the extended protocol with a bound value.
+  // The same over the extended protocol with a bound value. (Before any statement of the block
+  // ran, the change is the block's, as on Postgres: DeferredBlockTest.)
   ASSERT_EQ(QueryValue(c.get(), "BEGIN"), "");
+  EXPECT_EQ(QueryValue(c.get(), "select 1"), "1");
   PGresultPtr r = SetConfigBound(c.get(), "t002");
   EXPECT_EQ(LastSqlState(r.get()), "25001") << ErrorMessage(r.get());
   EXPECT_EQ(QueryValue(c.get(), "select 1"), "ERROR:25P02");
@@ -759,11 +761,14 @@ TEST_P(TenancyTest, SetLocalForTenantOfSamePoolPassesThrough) {
   EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t001"));
 }
 
+// Once a statement of the block ran on a server, the block's pool is chosen. (Before that, the
+// SET LOCAL chooses it: DeferredBlockTest.)
 TEST_P(TenancyTest, SetLocalForTenantOfAnotherPoolRefused) {
   START_PROXY();
   PGconnPtr c = ConnectApp("options='-c app.tenant_id=t001'");
   ASSERT_TRUE(c);
   ASSERT_EQ(QueryValue(c.get(), "BEGIN"), "");
+  EXPECT_EQ(QueryValue(c.get(), "select 1"), "1");
   ExpectRefused(c.get(), "SET LOCAL app.tenant_id = 'acme'", "25001", "acme", PQTRANS_INERROR);
   EXPECT_EQ(QueryValue(c.get(), "ROLLBACK"), "");
   EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t001"));
@@ -771,6 +776,7 @@ TEST_P(TenancyTest, SetLocalForTenantOfAnotherPoolRefused) {
   PGconnPtr a = ConnectApp("options='-c app.tenant_id=acme'");
   ASSERT_TRUE(a);
   ASSERT_EQ(QueryValue(a.get(), "BEGIN"), "");
+  EXPECT_EQ(QueryValue(a.get(), "select 1"), "1");
   ExpectRefused(a.get(), "select set_config('app.tenant_id', 't001', true)", "25001", "t001",
                 PQTRANS_INERROR);
   EXPECT_EQ(QueryValue(a.get(), "ROLLBACK"), "");
@@ -1040,6 +1046,7 @@ TEST_P(TenancyTest, TenantSurvivesRollbackOfClientsFirstTransaction) {
       {"BEGIN, refused SET, COMMIT",
        [](PGconn* c) {
          Exec(c, "BEGIN");
+         EXPECT_EQ(QueryValue(c, "select 1"), "1");
          EXPECT_EQ(QueryValue(c, "SET app.tenant_id = 't054'"), "ERROR:25001");
          PGresultPtr r = Exec(c, "COMMIT");  // of a failed block: rolls back
          EXPECT_STREQ(PQcmdStatus(r.get()), "ROLLBACK");
@@ -1047,6 +1054,7 @@ TEST_P(TenancyTest, TenantSurvivesRollbackOfClientsFirstTransaction) {
       {"BEGIN, refused SET, ROLLBACK",
        [](PGconn* c) {
          Exec(c, "BEGIN");
+         EXPECT_EQ(QueryValue(c, "select 1"), "1");
          EXPECT_EQ(QueryValue(c, "SET app.tenant_id = 't054'"), "ERROR:25001");
        }},
       {"BEGIN, hidden change, 1/0",

@@ -1,0 +1,250 @@
+// ClientSession's deferred transaction blocks (docs/architecture.md, "Deferred BEGIN").
+//
+// The way applications scope a tenant to one transaction on a pooled connection (Supabase's,
+// Prisma's and PostgREST's pattern) is `BEGIN; SET LOCAL app.tenant_id = 'x'; ...; COMMIT`.
+// pgtenant cannot choose a server connection at the BEGIN: the pool depends on the tenant, which
+// comes after it. So a BEGIN outside a block, with no server held, is answered by pgtenant with
+// exactly what PostgreSQL would send, and the block is "deferred": SET LOCAL of the tenant,
+// set_config(..., true) of it and a session-level change of it choose the tenant (and pool) of
+// the transaction, other SET LOCALs are kept, and COMMIT / ROLLBACK of a block that never needed
+// a server are answered too. The first statement that needs a server gets one of the
+// transaction's pool; ahead of it go the prelude's settings, the client's own BEGIN and its kept
+// SET LOCALs, then the transaction's tenant (BackendState::WritePrelude), so that on the server
+// everything runs as sent and the tenant is set inside the block.
+#include "protocol/messages.h"
+#include "proxy/client_session.h"
+#include "proxy/log.h"
+#include "proxy/pooler.h"
+#include "proxy/server_session.h"
+#include "routing/statement_classifier.h"
+#include "routing/tenant_source.h"
+#include "routing/transaction_rules.h"
+
+namespace pgtenant::proxy {
+
+using routing::StatementKind;
+
+namespace {
+
+// A Query whose first word may be BEGIN or START: the only ones that can open a deferred block.
+// A byte test, so that ordinary statements pay nothing.
+bool MayBeBegin(std::string_view sql) {
+  size_t i = sql.find_first_not_of(" \t\r\n");
+  if (i == std::string_view::npos) return false;
+  char c = static_cast<char>(sql[i] | 0x20);
+  return c == 'b' || c == 's';
+}
+
+std::string_view StatementText(std::string_view sql, const routing::ClassifiedStatement& st) {
+  return sql.substr(st.begin, st.end - st.begin);
+}
+
+}  // namespace
+
+bool ClientSession::MayDeferBegin() {
+  // Session mode gives a client its server for the whole session: nothing to defer there.
+  std::string sqlstate, message;
+  Pool* pool = ResolvePool(&sqlstate, &message);
+  return pool == nullptr || !pool->session_mode();
+}
+
+const std::optional<std::string>& ClientSession::TransactionTenant() const {
+  return deferred_ && deferred_->names_tenant ? deferred_->tenant : wanted_.tenant;
+}
+
+char ClientSession::IdleTransactionStatus() const {
+  if (!deferred_) return 'I';
+  return deferred_->aborted ? 'E' : 'T';
+}
+
+void ClientSession::AbortDeferredBlock(const Status& error) {
+  // As a Postgres error inside a block: the block is aborted until ROLLBACK (or COMMIT).
+  deferred_->aborted = true;
+  std::string out;
+  protocol::AppendError(&out, "ERROR", error.sqlstate(), error.message());
+  protocol::AppendReadyForQuery(&out, 'E');
+  stream_.Write(out);
+}
+
+bool ClientSession::AnswerQueryInDeferredBlock(std::string_view sql) {
+  const conf::Config& cfg = pooler_->config();
+  const std::string& var = cfg.tenancy.variable;
+  if (!deferred_) {
+    if (!MayBeBegin(sql)) return false;
+    std::vector<routing::ClassifiedStatement> stmts = routing::ClassifyQuery(sql, var);
+    if (stmts.size() != 1 || stmts.front().kind != StatementKind::kBegin || !MayDeferBegin()) return false;
+    std::string out;
+    OpenDeferredBlock(StatementText(sql, stmts.front()), &out);
+    protocol::AppendReadyForQuery(&out, 'T');
+    stream_.Write(out);
+    return true;
+  }
+  DeferredBlock& block = *deferred_;
+  std::vector<routing::ClassifiedStatement> stmts = routing::ClassifyQuery(sql, var);
+  std::string out;
+  const std::string first = routing::FirstKeyword(sql);
+  const bool ends_block = stmts.size() == 1 && stmts.front().kind == StatementKind::kCommitOrRollback &&
+                          first != "prepare";
+  if (block.aborted) {
+    if (ends_block) {
+      // COMMIT of a failed block rolls back too; a rollback cannot fail.
+      (void)EndDeferredBlock(/*commit=*/false, &out);
+      protocol::AppendReadyForQuery(&out, 'I');
+      stream_.Write(out);
+      return true;
+    }
+    AbortDeferredBlock(AbortedBlockError());
+    return true;
+  }
+  if (stmts.size() != 1) return false;  // several statements: on the server, behind the BEGIN
+  const routing::ClassifiedStatement& st = stmts.front();
+  switch (st.kind) {
+    case StatementKind::kCommitOrRollback: {
+      if (!ends_block) return false;  // PREPARE TRANSACTION
+      Status s = EndDeferredBlock(first == "commit" || first == "end", &out);
+      if (!s.ok()) {
+        AbortDeferredBlock(s);
+        return true;
+      }
+      protocol::AppendReadyForQuery(&out, 'I');
+      stream_.Write(out);
+      return true;
+    }
+    case StatementKind::kBegin:
+      OpenDeferredBlock(StatementText(sql, st), &out);
+      protocol::AppendReadyForQuery(&out, 'T');
+      stream_.Write(out);
+      return true;
+    case StatementKind::kSetLocalTenant:
+    case StatementKind::kSetConfigLocalTenant:
+    case StatementKind::kSetTenant:
+    case StatementKind::kSetConfigTenant:
+    case StatementKind::kResetTenant: {
+      std::optional<std::string> target;
+      if (st.kind == StatementKind::kResetTenant) {
+        target = startup_tenant_;
+      } else if (st.is_default) {
+        target = wanted_.tenant;  // SET LOCAL ... TO DEFAULT: the session's tenant
+      } else {
+        target = st.value;
+      }
+      Status s = NameTenantInDeferredBlock(target, IsTransactionScoped(st.kind));
+      if (!s.ok()) {
+        AbortDeferredBlock(s);
+        return true;
+      }
+      if (st.kind == StatementKind::kSetConfigLocalTenant || st.kind == StatementKind::kSetConfigTenant) {
+        protocol::AppendTextRowDescription(&out, "set_config");
+        protocol::AppendTextDataRow(&out, st.value);
+        protocol::AppendCommandComplete(&out, "SELECT 1");
+      } else {
+        protocol::AppendCommandComplete(&out, first == "reset" ? "RESET" : "SET");
+      }
+      protocol::AppendReadyForQuery(&out, 'T');
+      stream_.Write(out);
+      return true;
+    }
+    case StatementKind::kOther: {
+      // SET LOCAL and SET TRANSACTION last as long as the block: kept, and sent right after the
+      // BEGIN. (A session-level SET of another setting goes to the server, where it is followed
+      // or pins the client as outside a block.)
+      std::vector<std::string> words = routing::FirstWords(sql, 2);
+      if (words.size() != 2 || words[0] != "set" || (words[1] != "local" && words[1] != "transaction")) return false;
+      block.replay += std::string(StatementText(sql, st));
+      block.replay += ';';
+      protocol::AppendCommandComplete(&out, "SET");
+      protocol::AppendReadyForQuery(&out, 'T');
+      stream_.Write(out);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+Status ClientSession::AbortedBlockError() {
+  return Status::Error("25P02", "current transaction is aborted, commands ignored until end of transaction block");
+}
+
+int ClientSession::DeferrableStatementKind(std::string_view sql, routing::ClassifiedStatement* statement) {
+  if (!deferred_ && !MayBeBegin(sql)) return 0;
+  const conf::Config& cfg = pooler_->config();
+  std::vector<routing::ClassifiedStatement> stmts = routing::ClassifyQuery(sql, cfg.tenancy.variable);
+  if (stmts.size() != 1) return 0;
+  const routing::ClassifiedStatement& st = stmts.front();
+  if (st.kind == StatementKind::kBegin) return deferred_ || MayDeferBegin() ? kDeferredBeginStatement : 0;
+  if (!deferred_) return 0;
+  if (st.kind == StatementKind::kCommitOrRollback && routing::FirstKeyword(sql) != "prepare") {
+    return kDeferredEndStatement;
+  }
+  if (IsTransactionScoped(st.kind) && !st.is_default) {
+    *statement = st;
+    return static_cast<int>(st.kind);
+  }
+  return 0;
+}
+
+bool ClientSession::IsTransactionScoped(routing::StatementKind kind) {
+  return kind == StatementKind::kSetLocalTenant || kind == StatementKind::kSetConfigLocalTenant;
+}
+
+void ClientSession::OpenDeferredBlock(std::string_view begin_sql, std::string* out) {
+  if (deferred_) {
+    // PostgreSQL warns and stays in the block.
+    protocol::AppendNotice(out, "25001", "there is already a transaction in progress");
+  } else {
+    deferred_ = std::make_unique<DeferredBlock>();
+    deferred_->begin_sql = std::string(begin_sql);
+  }
+  protocol::AppendCommandComplete(out, "BEGIN");
+}
+
+Status ClientSession::EndDeferredBlock(bool commit, std::string* out) {
+  if (!deferred_) {
+    // COMMIT or ROLLBACK outside a block: PostgreSQL warns and does nothing.
+    protocol::AppendNotice(out, "25P01", "there is no transaction in progress");
+    protocol::AppendCommandComplete(out, commit ? "COMMIT" : "ROLLBACK");
+    return Status::Ok();
+  }
+  if (deferred_->aborted) commit = false;  // COMMIT of a failed block rolls back
+  if (commit && deferred_->changes_session_tenant) {
+    // Checked when it was made; only the tenant's client limit can refuse it now.
+    Status s = ChangeTenant(deferred_->tenant);
+    if (!s.ok()) return s;
+  }
+  protocol::AppendCommandComplete(out, commit ? "COMMIT" : "ROLLBACK");
+  deferred_.reset();
+  return Status::Ok();
+}
+
+Status ClientSession::NameTenantInDeferredBlock(const std::optional<std::string>& tenant, bool transaction_scoped) {
+  const conf::Config& cfg = pooler_->config();
+  if (!set_source_allowed()) {
+    return Status::InsufficientPrivilege("changing " + cfg.tenancy.variable +
+                                         " with SQL is not allowed: tenancy.sources does not include set");
+  }
+  if (tenant) {
+    Status s = routing::CheckTenantAllowed(cfg, pooler_->routes().validator(), user_, *tenant,
+                                           routing::TenantCheckPhase::kSet);
+    if (!s.ok()) return s;
+  }
+  deferred_->tenant = tenant;
+  deferred_->names_tenant = true;
+  // A session-level change made in a block is the session's once the block commits.
+  if (!transaction_scoped) deferred_->changes_session_tenant = true;
+  return Status::Ok();
+}
+
+void ClientSession::DeferredBlockSent() {
+  // The prelude sent the client's own BEGIN and the SET LOCALs it sent since, as it sent them,
+  // ahead of the tenant (their answers are pgtenant's: the client had them already).
+  txn_.queries += deferred_->queries;
+  if (deferred_->changes_session_tenant) {
+    // Counts once the block commits on the server (SettlePendingChanges).
+    pending_tenant_ = std::make_unique<std::optional<std::string>>(deferred_->tenant);
+    pending_undone_ = false;
+  }
+  deferred_.reset();
+}
+
+}  // namespace pgtenant::proxy

@@ -250,8 +250,10 @@ void Worker::FollowedSetting() {
   }
 }
 
-// A session-level change a pooler can read inside a transaction block: pgtenant refuses it
-// with 25001 (the transaction is aborted, COMMIT rolls back).
+// A session-level change a pooler can read inside a transaction block. Right after BEGIN it is
+// the block's, and the session's once the block commits, as on Postgres (pgtenant has not given
+// the block a server yet, so the change also chooses its pool). Once a statement of the block
+// ran, pgtenant refuses it with 25001 (the transaction is aborted, COMMIT rolls back).
 void Worker::LiteralChangeInTransaction() {
   std::string t = RandomTenant();
   while (t == own_) t = RandomTenant();  // naming the current tenant again is no change
@@ -262,6 +264,26 @@ void Worker::LiteralChangeInTransaction() {
   snprintf(sql, sizeof(sql), kForms[Rand(3)], t.c_str());
   Outcome b = Exec("BEGIN");
   if (!b.ok) return Unexpected("BEGIN", b);
+  if (Rand(2) == 0) {
+    Outcome o = Exec(sql);
+    if (!o.ok && o.sqlstate == "25001") {
+      // pgtenant holds a server for the block already (session mode, a pinned client): refused
+      // as below.
+      Expected();
+      Outcome c = Exec("COMMIT");
+      if (!c.ok) return Unexpected("COMMIT after 25001", c);
+      return ProbeOwn();
+    }
+    if (!o.ok) return Unexpected(std::string("right after BEGIN: ") + sql, o);
+    Probe(t, DbOf(t), /*own_change=*/true);
+    const bool commit = Rand(2) == 0;
+    Outcome e = Exec(commit ? "COMMIT" : "ROLLBACK");
+    if (!e.ok) return Unexpected(commit ? "COMMIT" : "ROLLBACK", e);
+    if (commit) Named(t);
+    return ProbeOwn();
+  }
+  Outcome first = Exec("select 1");
+  if (!first.ok) return Unexpected("select 1 in the block", first);
   Outcome o = Exec(sql);
   if (!o.ok && o.sqlstate == "25001") {
     Expected();
@@ -284,7 +306,12 @@ void Worker::HiddenChangeInTransaction() {
   Outcome b = Exec("BEGIN");
   if (!b.ok) return Unexpected("BEGIN", b);
   Outcome o;
-  switch (Rand(4)) {
+  // Forms 1 and 2 name the variable in the text: pgtenant reads them, and right after BEGIN
+  // (no statement of the block ran yet) takes them as the block's tenant change, which becomes
+  // the session's when the block commits, as on Postgres.
+  const int form = Rand(4);
+  const bool readable = options_.strict_refusals && (form == 1 || form == 2);
+  switch (form) {
     case 0:
       o = Exec("select switch_tenant(" + Quoted(t) + ")");
       break;
@@ -297,6 +324,13 @@ void Worker::HiddenChangeInTransaction() {
     default:
       o = ExecBound("select set_config($1, $2, false)", {"app.tenant_id", t});
       break;
+  }
+  if (readable && o.ok && o.value == t) {
+    Probe(t, DbOf(t), /*own_change=*/true);
+    Outcome c = Exec("COMMIT");
+    if (!c.ok) return Unexpected("COMMIT", c);
+    Named(t);
+    return;
   }
   if (!o.ok && o.sqlstate == "25001") {  // a pooler that saw through it
     Expected();

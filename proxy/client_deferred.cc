@@ -235,6 +235,38 @@ Status ClientSession::NameTenantInDeferredBlock(const std::optional<std::string>
   return Status::Ok();
 }
 
+bool ClientSession::TenantNamedInOneQuery(std::string_view sql, const std::vector<routing::ClassifiedStatement>& stmts,
+                                          Status* refusal) {
+  size_t i = 0;
+  const bool block = stmts.front().kind == StatementKind::kBegin;
+  if (block) ++i;
+  const routing::ClassifiedStatement* naming = nullptr;
+  for (; i < stmts.size() && naming == nullptr; ++i) {
+    const routing::ClassifiedStatement& st = stmts[i];
+    const bool names = st.kind == StatementKind::kSetLocalTenant || st.kind == StatementKind::kSetConfigLocalTenant ||
+                       st.kind == StatementKind::kSetTenant || st.kind == StatementKind::kSetConfigTenant;
+    if (names && !st.is_default && !st.value_is_param) {
+      // Outside a block a SET LOCAL lasts no longer than its statement.
+      if (!block && IsTransactionScoped(st.kind)) return false;
+      naming = &st;
+      break;
+    }
+    std::vector<std::string> words = routing::FirstWords(StatementText(sql, st), 2);
+    const bool kept = block && st.kind == StatementKind::kOther && words.size() == 2 && words[0] == "set" &&
+                      (words[1] == "local" || words[1] == "transaction");
+    if (!kept) return false;  // something before the tenant needs a server
+  }
+  if (naming == nullptr) return false;
+  // What follows must not name the tenant again (the server alone would know which one holds).
+  for (size_t j = static_cast<size_t>(naming - stmts.data()) + 1; j < stmts.size(); ++j) {
+    if (stmts[j].kind != StatementKind::kOther && stmts[j].kind != StatementKind::kCommitOrRollback) return false;
+  }
+  deferred_ = std::make_unique<DeferredBlock>();
+  deferred_->in_one_query = true;
+  *refusal = NameTenantInDeferredBlock(naming->value, IsTransactionScoped(naming->kind));
+  return true;
+}
+
 void ClientSession::DeferredBlockSent() {
   // The prelude sent the client's own BEGIN and the SET LOCALs it sent since, as it sent them,
   // ahead of the tenant (their answers are pgtenant's: the client had them already).

@@ -535,7 +535,11 @@ bool ClientSession::RequestServer() {
     protocol::AppendError(&out, "ERROR", sqlstate, message);
     stream_.Write(out);
     skip_until_sync_ = true;
-    if (deferred_) deferred_->aborted = true;  // as an error inside the block
+    if (deferred_ && deferred_->in_one_query) {
+      deferred_.reset();  // the Query never ran: no block
+    } else if (deferred_) {
+      deferred_->aborted = true;  // as an error inside the block
+    }
     return false;
   }
   state_ = State::kWaiting;
@@ -580,6 +584,14 @@ void ClientSession::SendPrelude(bool tenant_as_query) {
     server_->SendPrelude(wanted_, id_, tenant_namings_, tenant_as_query);
     return;
   }
+  if (deferred_->in_one_query) {
+    // The client's Query carries its own BEGIN, if any.
+    SessionSettings want = wanted_;
+    want.tenant = TransactionTenant();
+    server_->SendPrelude(want, id_, tenant_namings_, tenant_as_query);
+    DeferredBlockSent();
+    return;
+  }
   // A deferred block reaches its server: the prelude with the transaction's tenant, then the
   // client's BEGIN and SET LOCALs.
   SessionSettings want = wanted_;
@@ -603,7 +615,11 @@ void ClientSession::OnServerUnavailable(const std::string& sqlstate, const std::
   }
   if (state_ != State::kWaiting) return;
   state_ = State::kIdle;
-  if (deferred_) deferred_->aborted = true;
+  if (deferred_ && deferred_->in_one_query) {
+    deferred_.reset();  // the Query never ran: no block
+  } else if (deferred_) {
+    deferred_->aborted = true;
+  }
   std::string out;
   protocol::AppendError(&out, "ERROR", sqlstate, message);
   stream_.Write(out);

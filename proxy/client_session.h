@@ -196,7 +196,15 @@ class ClientSession : public StreamHandler {
     bool changes_session_tenant = false;  // ... with a session-level change (SET, set_config false)
     bool aborted = false;                 // an error answered in the block: only ROLLBACK/COMMIT now
     uint32_t queries = 0;  // statements answered in the block: metered once it reaches a server
+    // Not a BEGIN pgtenant answered: one Query of the client's opens the block (or runs outside
+    // one) and names the tenant before anything that needs a server. Nothing to replay.
+    bool in_one_query = false;
   };
+  // A Query of several statements that names the transaction's tenant (SET LOCAL after its
+  // BEGIN, or a session-level SET first) before any statement that needs a server: that tenant
+  // chooses the pool (an in_one_query block). Returns the refusal when the user may not act as it.
+  bool TenantNamedInOneQuery(std::string_view sql, const std::vector<routing::ClassifiedStatement>& stmts,
+                             Status* refusal);
   // A BEGIN may be answered here: no server is held and the client's pool is not in session mode.
   bool MayDeferBegin();
   // The tenant of the client's current transaction: the deferred block's, else the session's.

@@ -234,6 +234,17 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
     protocol::AppendQuery(replacement, RefusalSql(error));
     return Verdict::kReplaced;
   };
+  if (mentions && server_ == nullptr && !deferred_ && stmts.size() > 1) {
+    Status refusal;
+    if (TenantNamedInOneQuery(sql, stmts, &refusal)) {
+      if (!refusal.ok()) {
+        deferred_.reset();
+        return refuse(refusal);
+      }
+      tenant_may_change_ = true;  // the Query's own SET reaches the server too
+      return Verdict::kForward;
+    }
+  }
   if (mentions && !SetSourceAllowed(cfg)) {
     return refuse(Status::InsufficientPrivilege("changing " + var + " with SQL is not allowed: tenancy.sources does not include set"));
   }

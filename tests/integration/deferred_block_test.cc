@@ -213,5 +213,27 @@ TEST_F(DeferredBlockTest, SessionSetInsideTheDriversBlockCountsWhenItCommits) {
   EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t005"));
 }
 
+// psycopg2 sends a block and its statements as one Query when an application does; the tenant
+// named before anything needs a server chooses the pool.
+TEST_F(DeferredBlockTest, TenantNamedInsideOneQuery) {
+  PGconnPtr c = Client();
+  ASSERT_TRUE(c);
+  for (const std::string& t : Tenants()) {
+    SCOPED_TRACE(t);
+    std::string block = "BEGIN; SET LOCAL app.tenant_id = '" + t + "'; " + kObserve;
+    EXPECT_EQ(QueryValue(c.get(), block.c_str()), Seen(t)) << ProxyLog();
+    EXPECT_EQ(PQtransactionStatus(c.get()), PQTRANS_INTRANS);
+    EXPECT_EQ(QueryValue(c.get(), kObserve), Seen(t));
+    EXPECT_EQ(QueryValue(c.get(), "COMMIT"), "");
+    std::string session = "SET app.tenant_id = '" + t + "'; " + kObserve;
+    EXPECT_EQ(QueryValue(c.get(), session.c_str()), Seen(t)) << ProxyLog();
+    EXPECT_EQ(QueryValue(c.get(), kObserve), Seen(t)) << "the session's tenant now";
+  }
+  // A failing statement behind it rolls the change back with the implicit transaction.
+  const std::string kept = Tenants().back();
+  EXPECT_EQ(QueryValue(c.get(), "SET app.tenant_id = 't012'; select 1/0"), "ERROR:22012");
+  EXPECT_EQ(QueryValue(c.get(), kObserve), Seen(kept));
+}
+
 }  // namespace
 }  // namespace pgtenant::testing

@@ -11,6 +11,8 @@
 // transaction's pool; ahead of it go the prelude's settings, the client's own BEGIN and its kept
 // SET LOCALs, then the transaction's tenant (BackendState::WritePrelude), so that on the server
 // everything runs as sent and the tenant is set inside the block.
+#include <cctype>
+
 #include "protocol/messages.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
@@ -26,13 +28,21 @@ using routing::StatementKind;
 
 namespace {
 
-// A Query whose first word may be BEGIN or START: the only ones that can open a deferred block.
-// A byte test, so that ordinary statements pay nothing.
+// A Query whose first word is BEGIN or START (any case): the only ones that can open a deferred
+// block. A byte test, so that ordinary statements (SELECT, SET, ...) pay no lexing. A BEGIN behind
+// a comment is not deferred: it goes to a server, as before deferral existed.
 bool MayBeBegin(std::string_view sql) {
   size_t i = sql.find_first_not_of(" \t\r\n");
-  if (i == std::string_view::npos) return false;
-  char c = static_cast<char>(sql[i] | 0x20);
-  return c == 'b' || c == 's';
+  if (i == std::string_view::npos || sql.size() - i < 5) return false;
+  auto is_word = [&](std::string_view word) {
+    for (size_t k = 0; k < word.size(); ++k) {
+      if (static_cast<char>(sql[i + k] | 0x20) != word[k]) return false;
+    }
+    if (i + word.size() == sql.size()) return true;
+    const char next = sql[i + word.size()];
+    return !(std::isalnum(static_cast<unsigned char>(next)) || next == '_' || next == '$');
+  };
+  return is_word("begin") || is_word("start");
 }
 
 std::string_view StatementText(std::string_view sql, const routing::ClassifiedStatement& st) {
@@ -80,9 +90,16 @@ bool ClientSession::AnswerQueryInDeferredBlock(std::string_view sql) {
     return true;
   }
   DeferredBlock& block = *deferred_;
+  const std::string first = routing::FirstKeyword(sql);
+  // Only transaction control, SET / RESET and the tenant's set_config are answered here; the
+  // first statement of an ordinary block (pgbench's UPDATE) goes to a server without lexing.
+  if (!block.aborted && first != "commit" && first != "end" && first != "rollback" && first != "abort" &&
+      first != "begin" && first != "start" && first != "set" && first != "reset" &&
+      !routing::MightTouchTenant(sql, var)) {
+    return false;
+  }
   std::vector<routing::ClassifiedStatement> stmts = routing::ClassifyQuery(sql, var);
   std::string out;
-  const std::string first = routing::FirstKeyword(sql);
   const bool ends_block = stmts.size() == 1 && stmts.front().kind == StatementKind::kCommitOrRollback &&
                           first != "prepare";
   if (block.aborted) {

@@ -262,18 +262,25 @@ void Worker::LiteralChangeInTransaction() {
                                        "SET SESSION app.tenant_id TO %s"};
   char sql[128];
   snprintf(sql, sizeof(sql), kForms[Rand(3)], t.c_str());
+  // pgtenant's refusal aborts the block; its COMMIT rolls back and nothing changed.
+  auto refused = [&](const Outcome& o) {
+    if (o.ok || o.sqlstate != "25001") return false;
+    Expected();
+    Outcome c = Exec("COMMIT");
+    if (!c.ok) {
+      Unexpected("COMMIT after 25001", c);
+    } else {
+      ProbeOwn();
+    }
+    return true;
+  };
   Outcome b = Exec("BEGIN");
   if (!b.ok) return Unexpected("BEGIN", b);
   if (Rand(2) == 0) {
     Outcome o = Exec(sql);
-    if (!o.ok && o.sqlstate == "25001") {
-      // pgtenant holds a server for the block already (session mode, a pinned client): refused
-      // as below.
-      Expected();
-      Outcome c = Exec("COMMIT");
-      if (!c.ok) return Unexpected("COMMIT after 25001", c);
-      return ProbeOwn();
-    }
+    // Refused where pgtenant holds a server for the block already (session mode, a pinned
+    // client), as below.
+    if (refused(o)) return;
     if (!o.ok) return Unexpected(std::string("right after BEGIN: ") + sql, o);
     Probe(t, DbOf(t), /*own_change=*/true);
     const bool commit = Rand(2) == 0;
@@ -285,12 +292,7 @@ void Worker::LiteralChangeInTransaction() {
   Outcome first = Exec("select 1");
   if (!first.ok) return Unexpected("select 1 in the block", first);
   Outcome o = Exec(sql);
-  if (!o.ok && o.sqlstate == "25001") {
-    Expected();
-    Outcome c = Exec("COMMIT");
-    if (!c.ok) return Unexpected("COMMIT after 25001", c);
-    return ProbeOwn();
-  }
+  if (refused(o)) return;
   if (!o.ok) return Unexpected(std::string("in a transaction: ") + sql, o);
   if (options_.strict_refusals) return Unexpected(std::string("not refused: ") + sql, o);
   Probe(t, DbOf(own_), /*own_change=*/true);

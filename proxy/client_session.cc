@@ -506,7 +506,7 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
     }
     first_frame_inspected_ = true;  // HandleActive need not look at it again
     first_needs_own_txn_ = FirstStatementNeedsOwnTransaction(f);
-    if (!RequestServer()) {
+    if (!RequestServer(f)) {
       // Refused: the error is sent; skip this message (through its Sync) and go on.
       continue;
     }
@@ -523,13 +523,46 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
   return pos;
 }
 
-bool ClientSession::RequestServer() {
+bool ClientSession::IsSessionSetUp(const protocol::Frame& f) const {
+  const std::string& var = pooler_->config().tenancy.variable;
+  if (f.type == fe::kQuery) {
+    std::string_view sql = AsView(f.payload);
+    if (!sql.empty() && sql.back() == '\0') sql.remove_suffix(1);
+    return routing::OnlySessionSettings(sql, var);
+  }
+  if (f.type == fe::kParse) {
+    protocol::ParseMessage parse;
+    return protocol::ParseParseMessage(f.payload, &parse) && routing::OnlySessionSettings(parse.query, var);
+  }
+  if (f.type == fe::kBind) {
+    // A statement of the client's prepared earlier: judged by its text.
+    protocol::BindMessage bind;
+    if (!statements_ || !protocol::ParseBindMessage(f.payload, &bind)) return false;
+    auto it = statements_->find(std::string(bind.statement));
+    return it != statements_->end() && routing::OnlySessionSettings(it->second->query, var);
+  }
+  return false;
+}
+
+bool ClientSession::RequestServer(const protocol::Frame& f) {
   if (pooler_->shutting_down()) {
     Terminate("57P01", "pgtenant is shutting down");
     return false;
   }
   std::string sqlstate, message;
   Pool* pool = ResolvePool(&sqlstate, &message);
+  if (pool == nullptr && !TransactionTenant() && !deferred_ && pooler_->config().tenancy.require_tenant &&
+      IsSessionSetUp(f)) {
+    // require_tenant refuses what needs a tenant's server; a driver's SET extra_float_digits or
+    // SHOW before the application names its tenant does not (docs/tenancy.md). It runs on a
+    // server of the pool a session without a tenant logs in to, with the variable RESET.
+    pool = LoginPool();
+    if (pool != nullptr) {
+      tenantless_ = true;
+      pool_name_ = pool->name();
+      usage_ = pooler_->UsageFor(usage_, pool->name(), "");
+    }
+  }
   if (pool == nullptr) {
     std::string out;
     protocol::AppendError(&out, "ERROR", sqlstate, message);
@@ -658,6 +691,36 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
     first = false;
     if (type == fe::kTerminate) break;
     if (type == fe::kParse || type == fe::kClose) NoteStatementText(f);
+    if (tenantless_ && !skip_inspection && (type == fe::kQuery || type == fe::kParse || type == fe::kBind) &&
+        !IsSessionSetUp(f) && !(type == fe::kBind && UnnamedBind(f)) && !NamesTheTenant(f)) {
+      // On a server without a tenant only set-up statements run: anything else gets the 28000
+      // a session without a tenant gets, raised by the server in its turn.
+      std::string sqlstate, message;
+      ResolvePool(&sqlstate, &message);
+      std::string refusal = RefusalSql(Status::Error(sqlstate.empty() ? "28000" : sqlstate, message));
+      start_copying();
+      if (type == fe::kQuery) {
+        protocol::AppendQuery(&batch, refusal);
+        server_->NoteSent(fe::kQuery);
+      } else if (type == fe::kParse) {
+        protocol::ParseMessage parse;
+        protocol::ParseParseMessage(f.payload, &parse);
+        protocol::AppendParse(&batch, parse.statement, refusal, {});
+        server_->NoteSent(fe::kParse);
+      } else {
+        protocol::BindMessage bind;
+        protocol::ParseBindMessage(f.payload, &bind);
+        protocol::AppendParse(&batch, "", refusal, {});
+        server_->NoteOwn(fe::kParse);
+        protocol::MessageWriter w(&batch);
+        w.Begin('B').PutCString(bind.portal).PutCString("").PutInt16(0).PutInt16(0).PutInt16(0);
+        w.Finish();
+        server_->NoteSent(fe::kBind);
+      }
+      pos += f.total_size;
+      run_start = pos;
+      continue;
+    }
     Verdict v = Verdict::kForward;
     std::string own, replacement;
     replacement_tag_ = 0;
@@ -766,6 +829,29 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
   return pos;
 }
 
+bool ClientSession::NamesTheTenant(const protocol::Frame& f) const {
+  // Tenancy statements are InspectForTenancy's: naming a tenant ends the tenantless state.
+  std::string_view sql;
+  protocol::ParseMessage parse;
+  if (f.type == fe::kQuery) {
+    sql = AsView(f.payload);
+  } else if (f.type == fe::kParse && protocol::ParseParseMessage(f.payload, &parse)) {
+    sql = parse.query;
+  } else {
+    // A Bind of a tenant statement pgtenant keeps.
+    protocol::BindMessage bind;
+    return local_ != nullptr && f.type == fe::kBind && protocol::ParseBindMessage(f.payload, &bind) &&
+           local_->statements.count(bind.statement) != 0;
+  }
+  return routing::MightTouchTenant(sql, pooler_->config().tenancy.variable);
+}
+
+bool ClientSession::UnnamedBind(const protocol::Frame& f) {
+  // The unnamed statement's Parse came in the same tenantless batch and was judged then.
+  protocol::BindMessage bind;
+  return protocol::ParseBindMessage(f.payload, &bind) && bind.statement.empty();
+}
+
 bool ClientSession::FirstStatementNeedsOwnTransaction(const protocol::Frame& f) const {
   if (f.type == fe::kQuery) return routing::MayNeedOwnTransaction(AsView(f.payload));
   if (f.type == fe::kParse) {
@@ -857,6 +943,7 @@ void ClientSession::AccountTransaction() {
 void ClientSession::OnTransactionDone() {
   server_ = nullptr;
   state_ = State::kIdle;
+  tenantless_ = false;
   if (pooler_->shutting_down()) {
     Terminate("57P01", "pgtenant is shutting down");
     return;

@@ -141,8 +141,14 @@ class ClientSession : public StreamHandler {
   std::string LoginUserOf(const std::string& startup_user) const;
   void StartAuth();
   Pool* LoginPool();
-  // Queues for a server; false when refused (the error is sent and the batch skipped).
-  bool RequestServer();
+  // Queues for a server for the batch that starts with `f`; false when refused (the error is
+  // sent and the batch skipped).
+  bool RequestServer(const protocol::Frame& f);
+  // `f` only sets, resets or shows session settings (a driver's set-up before the application
+  // names its tenant): it may run on a server without a tenant (tenantless_).
+  bool IsSessionSetUp(const protocol::Frame& f) const;
+  static bool UnnamedBind(const protocol::Frame& f);
+  bool NamesTheTenant(const protocol::Frame& f) const;
   void Fail(const char* sqlstate, const std::string& message, const std::string& hint = {});
   Pool* ResolvePool(std::string* sqlstate, std::string* message);
   // Leaves the pool queue, gives back the server and the cancel key; enters Closing.
@@ -320,6 +326,9 @@ class ClientSession : public StreamHandler {
   bool prelude_pending_ = false;  // session mode: the tenant changed while a server is held
   bool pinned_ = false;           // holds its server until it disconnects (session state)
   bool reset_pending_ = false;    // a RESET ALL counts once its transaction commits
+  // Holds a server without a tenant for set-up statements only (require_tenant, no tenant named
+  // yet): anything else it sends there is refused with 28000.
+  bool tenantless_ = false;
   bool pending_undone_ = false;   // ... (and pending_tenant_), which an error or a ROLLBACK prevents
   // How many times the client has named its tenant (SET, set_config, RESET ALL, DISCARD ALL).
   // A server connection this client used last, under an older count, may still hold a value

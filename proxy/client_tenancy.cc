@@ -109,6 +109,7 @@ Status ClientSession::ChangeTenant(const std::optional<std::string>& tenant) {
   }
   wanted_.tenant = tenant;
   ++tenant_namings_;
+  tenantless_ = false;  // the prelude sets the tenant before the next batch
   // In transaction mode the server goes back to the pool when the transaction ends; only
   // session mode and a pinned client keep it across the change.
   if (server_ != nullptr && (server_->pool()->session_mode() || pinned_)) {

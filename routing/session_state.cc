@@ -46,7 +46,10 @@ bool StatementCreatesState(std::string_view sql, bool (*tracked_set)(std::string
     // SET LOCAL ends with the transaction; SET [SESSION] name ... stays.
     if (w.size() < 2) return false;
     if (w[1] == "local" || w[1] == "transaction" || w[1] == "constraints") return false;
-    std::string name = w[1] == "session" ? (w.size() > 2 ? w[2] : "") : w[1];
+    const size_t at = w[1] == "session" ? 2 : 1;
+    std::string name = w.size() > at ? w[at] : "";
+    // SET TIME ZONE is the grammar's spelling of SET timezone (reported, so followed).
+    if (name == "time" && w.size() > at + 1 && w[at + 1] == "zone") name = "timezone";
     if (name == "role" || name == "authorization") return true;
     return !(tracked_set && tracked_set(name));
   }

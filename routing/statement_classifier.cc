@@ -155,6 +155,29 @@ std::vector<ClassifiedStatement> ClassifyQuery(std::string_view sql, std::string
   return out;
 }
 
+bool OnlySessionSettings(std::string_view sql, std::string_view variable) {
+  std::vector<ClassifiedStatement> stmts = ClassifyQuery(sql, variable);
+  if (stmts.empty()) return false;
+  for (const ClassifiedStatement& st : stmts) {
+    if (st.kind == StatementKind::kResetAll) continue;
+    if (st.kind != StatementKind::kOther) return false;  // names the tenant, or ends a block
+    SqlLexer lexer(sql.substr(st.begin, st.end - st.begin));
+    Token first, second, third;
+    if (!lexer.Next(&first) || first.kind != TokenKind::kIdent) return false;
+    if (first.text == "show") continue;
+    if (first.text != "set" && first.text != "reset") return false;
+    if (!lexer.Next(&second)) return false;
+    lexer.Next(&third);
+    // SET [SESSION | LOCAL] name ...; RESET name. Role and session authorization change what
+    // the session may read: not set-up.
+    const Token& name = second.kind == TokenKind::kIdent && (second.text == "session" || second.text == "local")
+                            ? third
+                            : second;
+    if (name.kind == TokenKind::kIdent && (name.text == "role" || name.text == "authorization")) return false;
+  }
+  return true;
+}
+
 bool MightTouchTenant(std::string_view sql, std::string_view variable) {
   const size_t dot = variable.rfind('.');
   const std::string_view last = dot == std::string_view::npos ? variable : variable.substr(dot + 1);

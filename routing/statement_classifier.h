@@ -70,4 +70,10 @@ std::vector<ClassifiedStatement> ClassifyQuery(std::string_view sql, std::string
 // "discard" or "u&" (a Unicode escape can spell any name).
 bool MightTouchTenant(std::string_view sql, std::string_view variable);
 
+// True when every statement of `sql` only sets, resets or shows a session setting other than
+// `variable`, role and session authorization (a driver's set-up: SET extra_float_digits = 3,
+// SET application_name, SET TIME ZONE, SHOW ..., RESET ALL): statements that read no table, so
+// pgtenant may run them for a session that has not named its tenant yet. False for an empty text.
+bool OnlySessionSettings(std::string_view sql, std::string_view variable);
+
 }  // namespace pgtenant::routing

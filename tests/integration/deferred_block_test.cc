@@ -235,5 +235,35 @@ TEST_F(DeferredBlockTest, TenantNamedInsideOneQuery) {
   EXPECT_EQ(QueryValue(c.get(), kObserve), Seen(kept));
 }
 
+// A driver's set-up before the application names its tenant (PgJDBC sends SET
+// extra_float_digits and application_name at connect, over the extended protocol; others SET TIME
+// ZONE or SHOW): it reads no table, so require_tenant lets it run, on a server without a tenant,
+// and the settings follow the client to its tenant's servers.
+TEST_F(DeferredBlockTest, DriverSetUpBeforeTheTenantIsNamed) {
+  PGconnPtr c = Client();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(QueryValue(c.get(), "SET extra_float_digits = 3"), "") << ProxyLog();
+  EXPECT_EQ(QueryValue(c.get(), "SET application_name = 'setup-test'"), "");
+  EXPECT_EQ(QueryValue(c.get(), "SET TIME ZONE 'UTC'"), "");
+  EXPECT_EQ(QueryValue(c.get(), "SHOW extra_float_digits"), "3");
+  EXPECT_EQ(QueryValue(c.get(), "show timezone"), "UTC");
+  EXPECT_EQ(Extended(c.get(), "SET extra_float_digits = 2"), "");
+  EXPECT_EQ(Extended(c.get(), "SHOW extra_float_digits"), "2");
+  EXPECT_STREQ(PQparameterStatus(c.get(), "application_name"), "setup-test");
+  if (!DirectMode()) {
+    // Anything that reads a table still needs a tenant.
+    EXPECT_EQ(QueryValue(c.get(), "SET extra_float_digits = 3; select count(*) from items"), "ERROR:28000");
+    EXPECT_EQ(QueryValue(c.get(), kObserve), "ERROR:28000");
+    EXPECT_EQ(Extended(c.get(), kObserve), "ERROR:28000");
+    EXPECT_EQ(QueryValue(c.get(), "SET ROLE app_rls"), "ERROR:28000") << "a role is not set-up";
+  }
+  // The settings follow the client to its tenant's server.
+  EXPECT_EQ(QueryValue(c.get(), "SET app.tenant_id = 't007'"), "");
+  EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t007"));
+  EXPECT_EQ(QueryValue(c.get(), "SHOW extra_float_digits"), "2");
+  EXPECT_EQ(QueryValue(c.get(), "show timezone"), "UTC");
+  EXPECT_EQ(QueryValue(c.get(), "show application_name"), "setup-test");
+}
+
 }  // namespace
 }  // namespace pgtenant::testing

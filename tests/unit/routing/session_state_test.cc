@@ -25,6 +25,16 @@ TEST(SessionStateTest, StatementsThatLeaveStateOnTheServerPin) {
   }
 }
 
+// SET TIME ZONE is the grammar's spelling of SET timezone: followed when timezone is, a pin
+// otherwise, like any other SET.
+TEST(SessionStateTest, SetTimeZoneIsASetOfTimezone) {
+  auto timezone_tracked = [](std::string_view name) { return name == "timezone"; };
+  EXPECT_FALSE(CreatesSessionState("SET TIME ZONE 'UTC'", "app.tenant_id", timezone_tracked));
+  EXPECT_FALSE(CreatesSessionState("set session time zone local", "app.tenant_id", timezone_tracked));
+  EXPECT_TRUE(Creates("SET TIME ZONE 'UTC'"));
+  EXPECT_TRUE(CreatesSessionState("SET time_thing = 1", "app.tenant_id", timezone_tracked));
+}
+
 TEST(SessionStateTest, OrdinaryStatementsDoNotPin) {
   for (const char* sql : {"SELECT 1", "SET LOCAL work_mem = 1", "SET search_path = app",
                           "SELECT pg_advisory_xact_lock(1)", "PREPARE TRANSACTION 'x'",

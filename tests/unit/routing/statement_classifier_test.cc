@@ -429,5 +429,23 @@ TEST(StatementShapes, NormalizeSetNumber) {
   EXPECT_EQ(NormalizeSetNumber("1.50", true), "-1.50");
 }
 
+// A driver's set-up that may run before the application names its tenant (ClientSession
+// tenantless_): settings only, never the tenant, a role, or anything that reads a table.
+TEST(ClassifyQuery, OnlySessionSettings) {
+  for (const char* sql : {"SET extra_float_digits = 3", "SET application_name = 'PostgreSQL JDBC Driver'",
+                          "SET TIME ZONE 'UTC'", "set session statement_timeout to 0", "SHOW transaction_isolation",
+                          "RESET ALL", "RESET work_mem", "SET extra_float_digits = 3; SHOW timezone",
+                          "/* c */ SET datestyle = ISO", "SET LOCAL work_mem = '1MB'"}) {
+    EXPECT_TRUE(OnlySessionSettings(sql, "app.tenant_id")) << sql;
+  }
+  for (const char* sql : {"", ";", "SELECT 1", "SET app.tenant_id = 'acme'", "SET LOCAL app.tenant_id = 'x'",
+                          "RESET app.tenant_id", "SET ROLE app_rls", "SET SESSION AUTHORIZATION app",
+                          "RESET ROLE", "RESET SESSION AUTHORIZATION", "SET LOCAL ROLE x",
+                          "SET work_mem = 1; SELECT * FROM items", "select set_config('work_mem', '1MB', false)",
+                          "BEGIN", "COMMIT", "DISCARD ALL"}) {
+    EXPECT_FALSE(OnlySessionSettings(sql, "app.tenant_id")) << sql;
+  }
+}
+
 }  // namespace
 }  // namespace pgtenant::routing

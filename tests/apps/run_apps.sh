@@ -31,18 +31,8 @@ PGT_VERBOSE="${PGTENANT_APPS_VERBOSE:-}"
 # shellcheck source=tests/lib/suite.sh
 source "$ROOT/tests/lib/suite.sh"
 
-[[ $# -ge 1 ]] || die "usage: $0 BUILD_DIR [APP...]"
-BUILD_DIR="$(cd "$1" && pwd)" || die "no build dir $1"
-shift
-APPS=("$@")
-[[ ${#APPS[@]} -gt 0 ]] || APPS=("${ALL_APPS[@]}")
-for a in "${APPS[@]}"; do
-  [[ " ${ALL_APPS[*]} " == *" $a "* ]] || die "unknown app $a (one of: ${ALL_APPS[*]})"
-done
-PGTENANT="$BUILD_DIR/pgtenant"
-[[ -x "$PGTENANT" ]] || die "no $PGTENANT: build the pgtenant target first (scripts/build pgtenant)"
-WORK="$BUILD_DIR/apps"
-mkdir -p "$WORK"
+suite_args app apps "${ALL_APPS[@]}" -- "$@"
+APPS=("${SELECTED[@]}")
 
 # A tenant is named only by the application's SQL (no startup source carries one), every
 # statement that needs a server before that is refused; tenant acme has a pool of its own.

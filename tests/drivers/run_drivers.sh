@@ -32,18 +32,8 @@ PGT_VERBOSE="${PGTENANT_DRIVERS_VERBOSE:-}"
 # shellcheck source=tests/lib/suite.sh
 source "$ROOT/tests/lib/suite.sh"
 
-[[ $# -ge 1 ]] || die "usage: $0 BUILD_DIR [DRIVER...]"
-BUILD_DIR="$(cd "$1" && pwd)" || die "no build dir $1"
-shift
-DRIVERS=("$@")
-[[ ${#DRIVERS[@]} -gt 0 ]] || DRIVERS=("${ALL_DRIVERS[@]}")
-for d in "${DRIVERS[@]}"; do
-  [[ " ${ALL_DRIVERS[*]} " == *" $d "* ]] || die "unknown driver $d (one of: ${ALL_DRIVERS[*]})"
-done
-PGTENANT="$BUILD_DIR/pgtenant"
-[[ -x "$PGTENANT" ]] || die "no $PGTENANT: build the pgtenant target first (scripts/build pgtenant)"
-WORK="$BUILD_DIR/drivers"
-mkdir -p "$WORK"
+suite_args driver drivers "${ALL_DRIVERS[@]}" -- "$@"
+DRIVERS=("${SELECTED[@]}")
 
 # ---- pgtenant ----
 

@@ -157,3 +157,27 @@ pgtenant_log_tail() {
   echo "    pgtenant log (last $1 lines of $PGT_LOG):"
   grep -v ': warning: .*plaintext password' "$PGT_LOG" | tail -n "$1" | sed 's/^/      /'
 }
+
+# suite_args NOUN WORK_SUBDIR ALL... -- ARGS...: reads the runner's arguments (BUILD_DIR, then
+# names among ALL, default all) into BUILD_DIR and SELECTED, and sets PGTENANT (the binary, which
+# must exist) and WORK (BUILD_DIR/WORK_SUBDIR, created).
+suite_args() {
+  local noun=$1 subdir=$2
+  shift 2
+  local all=()
+  while [[ $# -gt 0 && $1 != -- ]]; do all+=("$1"); shift; done
+  [[ $# -gt 0 ]] && shift
+  [[ $# -ge 1 ]] || die "usage: $0 BUILD_DIR [${noun^^}...]"
+  BUILD_DIR="$(cd "$1" && pwd)" || die "no build dir $1"
+  shift
+  SELECTED=("$@")
+  [[ ${#SELECTED[@]} -gt 0 ]] || SELECTED=("${all[@]}")
+  local x
+  for x in "${SELECTED[@]}"; do
+    [[ " ${all[*]} " == *" $x "* ]] || die "unknown $noun $x (one of: ${all[*]})"
+  done
+  PGTENANT="$BUILD_DIR/pgtenant"
+  [[ -x "$PGTENANT" ]] || die "no $PGTENANT: build the pgtenant target first (scripts/build pgtenant)"
+  WORK="$BUILD_DIR/$subdir"
+  mkdir -p "$WORK"
+}

@@ -151,7 +151,7 @@ bool ClientSession::AnswerQueryInDeferredBlock(std::string_view sql) {
         return true;
       }
       if (st.kind == StatementKind::kSetConfigLocalTenant || st.kind == StatementKind::kSetConfigTenant) {
-        protocol::AppendTextRowDescription(&out, "set_config");
+        protocol::AppendTextRowDescription(&out, st.column);
         protocol::AppendTextDataRow(&out, st.value);
         protocol::AppendCommandComplete(&out, "SELECT 1");
       } else {

@@ -283,6 +283,7 @@ class ClientSession : public StreamHandler {
     int kind = 0;  // routing::StatementKind
     std::string value;
     int param_index = 0;
+    std::string column = "set_config";  // a set_config's result column (its alias, if any)
   };
   // The tenant a Bind of `statement` names: its literal value or the bound parameter
   // (nullopt for a RESET, a NULL or a missing parameter).

@@ -263,7 +263,7 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
       if (!s.ok()) return refuse(s);
       std::string out;
       if (st.kind == StatementKind::kSetConfigTenant) {
-        protocol::AppendTextRowDescription(&out, "set_config");
+        protocol::AppendTextRowDescription(&out, st.column);
         protocol::AppendTextDataRow(&out, st.value);
         protocol::AppendCommandComplete(&out, "SELECT 1");
       } else {
@@ -375,6 +375,7 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
       ls.param_types = parse.param_types;
       ls.kind = kind;
       ls.value = deferrable.value;
+      ls.column = deferrable.column;
       ls.param_index = deferrable.value_is_param ? deferrable.param_index : 0;
       local().statements[std::string(parse.statement)] = std::move(ls);
       std::string out;
@@ -439,6 +440,7 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
   ls.param_types = parse.param_types;
   ls.kind = static_cast<int>(st.kind);
   ls.value = st.value;
+  ls.column = st.column;
   ls.param_index = st.value_is_param ? st.param_index : 0;
   std::string name(parse.statement);
   local().statements[name] = std::move(ls);
@@ -686,7 +688,7 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
     protocol::AppendParameterDescription(&out, types);
   }
   if (is_select) {
-    protocol::AppendTextRowDescription(&out, "set_config");
+    protocol::AppendTextRowDescription(&out, stmt->column);
   } else {
     protocol::AppendNoData(&out);
   }

@@ -522,6 +522,7 @@ std::unordered_set<const void*> DescribeSetConfigSelect(const PgQuery__SelectStm
     if (val && val->node_case == PG_QUERY__NODE__NODE_FUNC_CALL) {
       std::optional<SetConfigCall> call = EvaluateSetConfig(val->func_call);
       if (!call) return {};
+      if (rt->name != nullptr && rt->name[0] != '\0') call->column = rt->name;
       calls.push_back(std::move(*call));
       evaluated.insert(val->func_call);
       continue;
@@ -530,6 +531,7 @@ std::unordered_set<const void*> DescribeSetConfigSelect(const PgQuery__SelectStm
   }
   if (calls.empty()) return {};
   info->kind = SqlStatementKind::kSetConfigCall;
+  info->target_count = s->n_target_list;
   for (const SetConfigCall& c : calls) {
     if (c.name.kind == SqlArgument::Kind::kParam ||
         (c.name.kind == SqlArgument::Kind::kConstant && GucNameEquals(c.name.text, variable))) {

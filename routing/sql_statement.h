@@ -103,6 +103,8 @@ struct SetConfigCall {
   // 't', 'on', 'yes', '1', any case, unique prefixes); NULL counts as false, as set_config
   // does. nullopt when it is $N (read it at Bind with ParsePgBoolText) .
   std::optional<bool> is_local;
+  // The name of its result column: the target's alias (AS tenant), else "set_config".
+  std::string column = "set_config";
 };
 
 struct StatementInfo {
@@ -123,6 +125,7 @@ struct StatementInfo {
   std::string name;
   SetStatement set;                            // kSet, kSetRole, kSetSessionAuthorization
   std::vector<SetConfigCall> set_config_calls;  // kSetConfigCall, in target order
+  size_t target_count = 0;                      // kSetConfigCall: targets of the SELECT, calls included
 
   // kSet* naming the tenant variable, or kSetConfigCall with a call whose name is the tenant
   // variable as a constant or a parameter (then it is known only at Bind).

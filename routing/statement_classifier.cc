@@ -3,6 +3,7 @@
 #include <array>
 
 #include "routing/sql_names.h"
+#include "routing/sql_statement.h"
 #include "routing/statement_shapes.h"
 
 namespace pgtenant::routing {
@@ -148,10 +149,52 @@ const char* StatementKindName(StatementKind kind) {
   return "?";
 }
 
+namespace {
+
+// A statement the shapes could only call kMentionsTenant, read by the real parser
+// (routing/sql_statement.h): a SELECT whose one target is set_config of the variable, with an
+// alias, a cast of its value ($1::text, CAST($1 AS text)) or a value and is_local spelled any
+// way boolin reads. Those are exactly a kSetConfig*Tenant; anything else stays as it was.
+void ReadSetConfigExactly(std::string_view sql, std::string_view variable, ClassifiedStatement* st) {
+  std::string_view text = sql.substr(st->begin, st->end - st->begin);
+  std::vector<StatementInfo> infos = AnalyzeSql(text, variable);
+  if (infos.size() != 1) return;
+  const StatementInfo& in = infos.front();
+  if (in.kind != SqlStatementKind::kSetConfigCall || in.mentions_tenant_unknowably || in.creates_session_state ||
+      in.set_config_calls.size() != 1 || in.target_count != 1) {
+    return;
+  }
+  const SetConfigCall& call = in.set_config_calls.front();
+  if (call.name.kind != SqlArgument::Kind::kConstant || !GucNameEquals(call.name.text, variable) ||
+      !call.is_local || call.value.kind == SqlArgument::Kind::kNull) {
+    return;
+  }
+  ClassifiedStatement exact;
+  exact.kind = *call.is_local ? StatementKind::kSetConfigLocalTenant : StatementKind::kSetConfigTenant;
+  if (call.value.kind == SqlArgument::Kind::kParam) {
+    exact.value_is_param = true;
+    exact.param_index = call.value.param;
+  } else {
+    exact.value = call.value.text;
+  }
+  exact.column = call.column;
+  exact.begin = st->begin;
+  exact.end = st->end;
+  *st = std::move(exact);
+}
+
+}  // namespace
+
 std::vector<ClassifiedStatement> ClassifyQuery(std::string_view sql, std::string_view variable,
                                                const ClassifyOptions& options) {
   std::vector<ClassifiedStatement> out;
   for (const Statement& s : Split(sql, options)) out.push_back(Classify(s, variable));
+  // The parser reads strings as with standard_conforming_strings on.
+  if (options.standard_conforming_strings) {
+    for (ClassifiedStatement& st : out) {
+      if (st.kind == StatementKind::kMentionsTenant) ReadSetConfigExactly(sql, variable, &st);
+    }
+  }
   return out;
 }
 

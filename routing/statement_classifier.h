@@ -49,6 +49,8 @@ struct ClassifiedStatement {
   int param_index = 0;          // N for a $N value, 0 otherwise
   bool value_is_param = false;  // the value is $N (set_config only; SET cannot take $N)
   bool is_default = false;      // SET LOCAL var TO DEFAULT (and kResetTenant)
+  // kSetConfig*Tenant: the name of the result column (an alias, else "set_config").
+  std::string column = "set_config";
   // The statement's bytes in the input, without the terminating semicolon.
   size_t begin = 0;
   size_t end = 0;

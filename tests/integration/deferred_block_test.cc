@@ -96,6 +96,19 @@ TEST_F(DeferredBlockTest, SetConfigLocalAsPrismaSendsIt) {
     EXPECT_EQ(Extended(c.get(), "COMMIT"), "");
     EXPECT_EQ(PQtransactionStatus(c.get()), PQTRANS_IDLE);
   }
+  // With an alias and a cast (read by the real parser): the client gets its column name.
+  for (const std::string& t : Tenants()) {
+    SCOPED_TRACE(t);
+    EXPECT_EQ(Extended(c.get(), "BEGIN"), "");
+    const char* values[1] = {t.c_str()};
+    PGresultPtr r(PQexecParams(c.get(), "SELECT set_config('app.tenant_id', CAST($1 AS text), true) AS tenant", 1,
+                               nullptr, values, nullptr, nullptr, 0));
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << ErrorMessage(r.get());
+    EXPECT_STREQ(PQfname(r.get(), 0), "tenant");
+    EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 0)), t);
+    EXPECT_EQ(Extended(c.get(), kObserve), Seen(t)) << ProxyLog();
+    EXPECT_EQ(Extended(c.get(), "COMMIT"), "");
+  }
   // The same with a literal value in a simple Query.
   for (const std::string& t : Tenants()) {
     EXPECT_EQ(QueryValue(c.get(), "BEGIN"), "");
@@ -205,6 +218,9 @@ TEST_F(DeferredBlockTest, SessionSetInsideTheDriversBlockCountsWhenItCommits) {
   EXPECT_EQ(QueryValue(c.get(), "SET app.tenant_id = 't004'"), "");
   EXPECT_EQ(QueryValue(c.get(), "COMMIT"), "");
   EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t004"));
+  // Outside a block, with an alias (psycopg 3 and asyncpg applications).
+  EXPECT_EQ(Extended(c.get(), "select set_config('app.tenant_id', $1, false) as tenant", {"t006"}), "t006");
+  EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t006"));
   // Over the extended protocol, with the value bound.
   EXPECT_EQ(Extended(c.get(), "BEGIN"), "");
   EXPECT_EQ(Extended(c.get(), "select set_config('app.tenant_id', $1, false)", {"t005"}), "t005");

@@ -136,9 +136,13 @@ const ClassifyCase kCases[] = {
     {"set_config_from",
      "SELECT set_config('app.tenant_id', 'acme', false) FROM t",
      {{SK::kMentionsTenant}}},
+    // Read exactly by the real parser (routing/sql_statement.h) where the shapes cannot.
     {"set_config_alias",
      "SELECT set_config('app.tenant_id', 'acme', false) AS x",
-     {{SK::kMentionsTenant}}},
+     {{SK::kSetConfigTenant, "acme"}}},
+    {"set_config_cast_value",
+     "select set_config('app.tenant_id', CAST('acme' AS text), TRUE) as tenant",
+     {{SK::kSetConfigLocalTenant, "acme"}}},
     {"set_config_second_item",
      "SELECT 1, set_config('app.tenant_id','a',false)",
      {{SK::kMentionsTenant}}},
@@ -445,6 +449,46 @@ TEST(ClassifyQuery, OnlySessionSettings) {
                           "BEGIN", "COMMIT", "DISCARD ALL"}) {
     EXPECT_FALSE(OnlySessionSettings(sql, "app.tenant_id")) << sql;
   }
+}
+
+// The forms frameworks send that only the real parser reads: an alias (psycopg 3 and asyncpg
+// applications), a cast of the bound value, is_local as any boolean spelling.
+TEST(ClassifyQuery, SetConfigFormsReadByTheParser) {
+  struct Form {
+    const char* sql;
+    StatementKind kind;
+    int param;
+    const char* column;
+  };
+  const Form forms[] = {
+      {"SELECT set_config('app.tenant_id', $1, false) AS tenant", StatementKind::kSetConfigTenant, 1, "tenant"},
+      {"select set_config('app.tenant_id', CAST($1 AS text), true)", StatementKind::kSetConfigLocalTenant, 1,
+       "set_config"},
+      {"SELECT pg_catalog.set_config('APP.TENANT_ID', $2::text, 'on') tenant_id", StatementKind::kSetConfigLocalTenant,
+       2, "tenant_id"},
+  };
+  for (const Form& f : forms) {
+    std::vector<ClassifiedStatement> r = ClassifyQuery(f.sql, "app.tenant_id");
+    ASSERT_EQ(r.size(), 1u) << f.sql;
+    EXPECT_EQ(r[0].kind, f.kind) << f.sql;
+    EXPECT_TRUE(r[0].value_is_param) << f.sql;
+    EXPECT_EQ(r[0].param_index, f.param) << f.sql;
+    EXPECT_EQ(r[0].column, f.column) << f.sql;
+  }
+  // Still not a tenant change the pooler can take over: other targets, a bound name, a bound
+  // is_local, a subquery.
+  for (const char* sql : {"SELECT now(), set_config('app.tenant_id', $1, true) AS tenant, 1",
+                          "SELECT set_config($1, $2, true)", "SELECT set_config('app.tenant_id', $1, $2)",
+                          "SELECT (SELECT set_config('app.tenant_id', $1, true))"}) {
+    std::vector<ClassifiedStatement> r = ClassifyQuery(sql, "app.tenant_id");
+    ASSERT_EQ(r.size(), 1u) << sql;
+    EXPECT_EQ(r[0].kind, StatementKind::kMentionsTenant) << sql;
+  }
+  // With standard_conforming_strings off the parser's reading of strings cannot be trusted.
+  ClassifyOptions off;
+  off.standard_conforming_strings = false;
+  EXPECT_EQ(ClassifyQuery("SELECT set_config('app.tenant_id', 'x', false) AS t", "app.tenant_id", off)[0].kind,
+            StatementKind::kMentionsTenant);
 }
 
 }  // namespace

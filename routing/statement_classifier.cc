@@ -187,6 +187,9 @@ void ReadSetConfigExactly(std::string_view sql, std::string_view variable, Class
 
 std::vector<ClassifiedStatement> ClassifyQuery(std::string_view sql, std::string_view variable,
                                                const ClassifyOptions& options) {
+  // The server reads a Query's text up to its first NUL byte: what follows is not SQL to it,
+  // and must not be a statement to pgtenant either (found by the fuzzer: NULs behind a ';').
+  sql = sql.substr(0, sql.find('\0'));
   std::vector<ClassifiedStatement> out;
   for (const Statement& s : Split(sql, options)) out.push_back(Classify(s, variable));
   // The parser reads strings as with standard_conforming_strings on.

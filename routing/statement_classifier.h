@@ -62,7 +62,8 @@ struct ClassifyOptions {
 };
 
 // Splits `sql` into statements at top-level semicolons and classifies each; empty statements
-// are skipped. `variable` is the configured tenancy.variable (e.g. "app.tenant_id").
+// are skipped. The text ends at its first NUL byte, as the server reads a Query. `variable` is
+// the configured tenancy.variable (e.g. "app.tenant_id").
 std::vector<ClassifiedStatement> ClassifyQuery(std::string_view sql, std::string_view variable,
                                                const ClassifyOptions& options = {});
 

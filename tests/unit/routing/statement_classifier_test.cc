@@ -491,5 +491,17 @@ TEST(ClassifyQuery, SetConfigFormsReadByTheParser) {
             StatementKind::kMentionsTenant);
 }
 
+// The server reads a Query up to its first NUL: nothing behind it is a statement (the fuzzer
+// found NULs behind a ';' counted as a second statement; tests/fuzz/corpus keeps the input).
+TEST(ClassifyQuery, TextEndsAtTheFirstNul) {
+  std::string sql = "SET SESSION extra_float_digits TO 3;";
+  sql.append(8, '\0');
+  sql += "SET app.tenant_id = 'acme'";
+  std::vector<ClassifiedStatement> r = ClassifyQuery(sql, "app.tenant_id");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].kind, StatementKind::kOther);
+  EXPECT_EQ(ClassifyQuery(std::string("\0SET app.tenant_id = 'x'", 26), "app.tenant_id").size(), 0u);
+}
+
 }  // namespace
 }  // namespace pgtenant::routing

@@ -18,6 +18,8 @@
 #include "proxy/log.h"
 #include "proxy/pooler.h"
 #include "proxy/server_session.h"
+#include "routing/injection.h"
+#include "routing/sql_names.h"
 #include "routing/statement_classifier.h"
 #include "routing/tenant_source.h"
 #include "routing/transaction_rules.h"
@@ -183,7 +185,86 @@ Status ClientSession::AbortedBlockError() {
   return Status::Error("25P02", "current transaction is aborted, commands ignored until end of transaction block");
 }
 
-int ClientSession::DeferrableStatementKind(std::string_view sql, routing::ClassifiedStatement* statement) {
+namespace {
+
+// A SELECT whose targets are all set_config(name, value, true) calls with constant or bound
+// names and values (PostgREST's transaction settings), read by the real parser.
+bool ReadLocalSetConfigs(std::string_view sql, std::string_view variable, std::vector<routing::SetConfigCall>* calls) {
+  std::vector<routing::StatementInfo> infos = routing::AnalyzeSql(sql, variable);
+  if (infos.size() != 1) return false;
+  const routing::StatementInfo& in = infos.front();
+  if (in.kind != routing::SqlStatementKind::kSetConfigCall || in.mentions_tenant_unknowably ||
+      in.creates_session_state || in.target_count != in.set_config_calls.size()) {
+    return false;
+  }
+  using Kind = routing::SqlArgument::Kind;
+  for (const routing::SetConfigCall& c : in.set_config_calls) {
+    if (c.is_local != std::optional<bool>(true) || c.name.kind == Kind::kNull || c.value.kind == Kind::kNull) {
+      return false;
+    }
+  }
+  *calls = in.set_config_calls;
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> ClientSession::SetConfigArgument(const routing::SqlArgument& arg,
+                                                            const std::vector<std::optional<std::string>>& params) {
+  if (arg.kind == routing::SqlArgument::Kind::kConstant) return arg.text;
+  if (arg.kind != routing::SqlArgument::Kind::kParam || arg.param < 1 ||
+      arg.param > static_cast<int>(params.size())) {
+    return std::nullopt;
+  }
+  return params[arg.param - 1];
+}
+
+void ClientSession::ExecuteDeferredSetConfigs(const LocalStatement& stmt,
+                                              const std::vector<std::optional<std::string>>& params) {
+  const std::string& var = pooler_->config().tenancy.variable;
+  std::vector<std::optional<std::string>> row;
+  std::string kept;
+  std::optional<std::string> tenant;
+  bool names_tenant = false;
+  for (const routing::SetConfigCall& call : stmt.calls) {
+    std::optional<std::string> name = SetConfigArgument(call.name, params);
+    std::optional<std::string> value = SetConfigArgument(call.value, params);
+    if (!name || !value) {
+      AnswerError(Status::Error("22004", "pgtenant does not take a NULL set_config argument before the block has a "
+                                         "server; name the tenant first"),
+                  false);
+      return;
+    }
+    if (routing::GucNameEquals(*name, var)) {
+      tenant = value;
+      names_tenant = true;
+    } else {
+      kept += "SELECT pg_catalog.set_config(" + routing::QuoteLiteral(*name) + ", " + routing::QuoteLiteral(*value) +
+              ", true);";
+    }
+    row.push_back(value);
+  }
+  if (deferred_) {
+    Status s = deferred_->aborted ? AbortedBlockError()
+                                  : names_tenant ? NameTenantInDeferredBlock(tenant, /*transaction_scoped=*/true)
+                                                 : Status::Ok();
+    if (!s.ok()) {
+      deferred_->aborted = true;
+      AnswerError(s, false);
+      return;
+    }
+    deferred_->replay += kept;  // sent right after the block's BEGIN, with their values
+    ++deferred_->queries;
+  }
+  // Outside a block, set_config(..., true) lasts no longer than its statement.
+  std::string out;
+  protocol::AppendDataRow(&out, row);
+  protocol::AppendCommandComplete(&out, "SELECT 1");
+  stream_.Write(out);
+}
+
+int ClientSession::DeferrableStatementKind(std::string_view sql, routing::ClassifiedStatement* statement,
+                                           std::vector<routing::SetConfigCall>* calls) {
   if (!deferred_ && !MayBeBegin(sql)) return 0;
   const conf::Config& cfg = pooler_->config();
   std::vector<routing::ClassifiedStatement> stmts = routing::ClassifyQuery(sql, cfg.tenancy.variable);
@@ -197,6 +278,12 @@ int ClientSession::DeferrableStatementKind(std::string_view sql, routing::Classi
   if (IsTransactionScoped(st.kind) && !st.is_default) {
     *statement = st;
     return static_cast<int>(st.kind);
+  }
+  // (A set_config of other settings only is kOther to the shapes; NeedsAnalysis keeps ordinary
+  // statements away from the parser.)
+  if ((st.kind == StatementKind::kMentionsTenant || (st.kind == StatementKind::kOther && routing::NeedsAnalysis(sql))) &&
+      ReadLocalSetConfigs(sql, cfg.tenancy.variable, calls)) {
+    return kDeferredSetConfigsStatement;
   }
   return 0;
 }

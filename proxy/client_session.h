@@ -32,6 +32,7 @@
 #include "proxy/stream.h"
 #include "proxy/usage.h"
 #include "routing/setting_statement.h"
+#include "routing/sql_statement.h"
 #include "routing/statement_classifier.h"
 
 namespace pgtenant::proxy {
@@ -237,10 +238,16 @@ class ClientSession : public StreamHandler {
   // kDeferredEndStatement (COMMIT / ROLLBACK in a deferred block), or the StatementKind of a
   // SET LOCAL / set_config(..., true) of the tenant in one (`statement` gets its value and
   // parameter). 0: it needs a server.
-  int DeferrableStatementKind(std::string_view sql, routing::ClassifiedStatement* statement);
-  // LocalStatement::kind of a BEGIN and of a COMMIT / ROLLBACK answered in a deferred block.
+  // `calls`: for kDeferredSetConfigsStatement.
+  int DeferrableStatementKind(std::string_view sql, routing::ClassifiedStatement* statement,
+                              std::vector<routing::SetConfigCall>* calls);
+  // LocalStatement::kind of a BEGIN and of a COMMIT / ROLLBACK answered in a deferred block, and
+  // of a SELECT of several set_config(..., true) calls in one (PostgREST's transaction settings):
+  // the tenant's call names the transaction's tenant, the others are kept for the server.
   static constexpr int kDeferredBeginStatement = -3;
   static constexpr int kDeferredEndStatement = -4;
+  static constexpr int kDeferredSetConfigsStatement = -5;
+
   // A Bind of the client's unnamed statement that is such a SET runs it again: pin.
   void NoteBind(const protocol::Frame& f);
 
@@ -284,6 +291,8 @@ class ClientSession : public StreamHandler {
     std::string value;
     int param_index = 0;
     std::string column = "set_config";  // a set_config's result column (its alias, if any)
+    // kDeferredSetConfigsStatement: the SELECT's set_config calls, in target order.
+    std::vector<routing::SetConfigCall> calls;
   };
   // The tenant a Bind of `statement` names: its literal value or the bound parameter
   // (nullopt for a RESET, a NULL or a missing parameter).
@@ -291,11 +300,19 @@ class ClientSession : public StreamHandler {
   struct LocalPortal {
     const LocalStatement* statement = nullptr;
     std::optional<std::string> value;
+    std::vector<std::optional<std::string>> params;  // kDeferredSetConfigsStatement's Bind values
   };
   struct LocalState {
     std::map<std::string, LocalStatement, std::less<>> statements;
     std::map<std::string, LocalPortal, std::less<>> portals;
   };
+  // kDeferredSetConfigsStatement executed while no server is held: answers the row and, in a
+  // deferred block, names the tenant and keeps the other settings.
+  void ExecuteDeferredSetConfigs(const LocalStatement& stmt, const std::vector<std::optional<std::string>>& params);
+  // The text of a set_config argument: its constant, or the bound parameter (nullopt: NULL or
+  // missing).
+  static std::optional<std::string> SetConfigArgument(const routing::SqlArgument& arg,
+                                                      const std::vector<std::optional<std::string>>& params);
   LocalState& local() {
     if (!local_) local_ = std::make_unique<LocalState>();
     return *local_;

@@ -12,6 +12,7 @@
 #include "proxy/log.h"
 #include "proxy/pooler.h"
 #include "proxy/server_session.h"
+#include "routing/sql_names.h"
 #include "routing/statement_classifier.h"
 #include "routing/tenant_source.h"
 #include "routing/transaction_rules.h"
@@ -369,8 +370,10 @@ ClientSession::Verdict ClientSession::InspectParse(const protocol::Frame& f, boo
     // No server held: a BEGIN opens a deferred block, and inside one its COMMIT / ROLLBACK and
     // the tenant's SET LOCAL / set_config(..., true) need no server (client_deferred.cc).
     routing::ClassifiedStatement deferrable;
-    if (int kind = DeferrableStatementKind(parse.query, &deferrable); kind != 0) {
+    std::vector<routing::SetConfigCall> calls;
+    if (int kind = DeferrableStatementKind(parse.query, &deferrable, &calls); kind != 0) {
       LocalStatement ls;
+      ls.calls = std::move(calls);
       ls.query = std::string(parse.query);
       ls.param_types = parse.param_types;
       ls.kind = kind;
@@ -501,6 +504,7 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
     }
     const int kind = it->second.kind;
     const bool deferrable = kind == kDeferredBeginStatement || kind == kDeferredEndStatement ||
+                            kind == kDeferredSetConfigsStatement ||
                             IsTransactionScoped(static_cast<StatementKind>(kind));
     if (!server_clean || (deferrable && server_ != nullptr)) {
       // Behind work of the client's that the server has not answered yet (or, for a statement
@@ -517,6 +521,17 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       Status refusal;
       if (kind == kDeferredBeginStatement || kind == kDeferredEndStatement) {
         // BEGIN / COMMIT / ROLLBACK: the server's own answer is the right one.
+      } else if (kind == kDeferredSetConfigsStatement) {
+        // The tenant's call is checked as a SET LOCAL; the server runs them all.
+        const std::string& var = pooler_->config().tenancy.variable;
+        std::vector<std::optional<std::string>> params;
+        for (const auto& p : bind.params) params.push_back(p ? std::optional<std::string>(std::string(*p)) : std::nullopt);
+        for (const routing::SetConfigCall& call : it->second.calls) {
+          std::optional<std::string> name = SetConfigArgument(call.name, params);
+          if (!name || !routing::GucNameEquals(*name, var)) continue;
+          std::optional<std::string> value = SetConfigArgument(call.value, params);
+          if (value) refusal = CheckLocalTenant(*value);
+        }
       } else if (IsTransactionScoped(static_cast<StatementKind>(kind))) {
         if (target) refusal = CheckLocalTenant(*target);
       } else if (target != wanted_.tenant) {
@@ -559,6 +574,11 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       return Verdict::kAnswered;
     }
     portal.value = BoundTenant(it->second, bind);
+    if (kind == kDeferredSetConfigsStatement) {
+      for (const auto& p : bind.params) {
+        portal.params.push_back(p ? std::optional<std::string>(std::string(*p)) : std::nullopt);
+      }
+    }
     loc.portals[std::string(bind.portal)] = portal;
     protocol::AppendBindComplete(&out);
     stream_.Write(out);
@@ -575,6 +595,10 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       return Verdict::kForward;
     }
     const LocalStatement& stmt = *it->second.statement;
+    if (stmt.kind == kDeferredSetConfigsStatement) {
+      ExecuteDeferredSetConfigs(stmt, it->second.params);
+      return Verdict::kAnswered;
+    }
     if (stmt.kind == kDeferredBeginStatement || stmt.kind == kDeferredEndStatement) {
       if (stmt.kind == kDeferredBeginStatement) {
         OpenDeferredBlock(stmt.query, &out);
@@ -679,15 +703,23 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
   }
   bool is_select = static_cast<StatementKind>(stmt->kind) == StatementKind::kSetConfigTenant ||
                    static_cast<StatementKind>(stmt->kind) == StatementKind::kSetConfigLocalTenant;
+  int params = stmt->param_index;
+  for (const routing::SetConfigCall& call : stmt->calls) {
+    params = std::max({params, call.name.param, call.value.param});
+  }
   if (target.kind == 'S') {
     std::vector<int32_t> types = stmt->param_types;
-    if (static_cast<int>(types.size()) < stmt->param_index) types.resize(stmt->param_index, 0);
+    if (static_cast<int>(types.size()) < params) types.resize(params, 0);
     for (int32_t& t : types) {
       if (t == 0) t = 25;  // an unspecified parameter of set_config is text
     }
     protocol::AppendParameterDescription(&out, types);
   }
-  if (is_select) {
+  if (stmt->kind == kDeferredSetConfigsStatement) {
+    std::vector<std::string> columns;
+    for (const routing::SetConfigCall& call : stmt->calls) columns.push_back(call.column);
+    protocol::AppendRowDescription(&out, columns);
+  } else if (is_select) {
     protocol::AppendTextRowDescription(&out, stmt->column);
   } else {
     protocol::AppendNoData(&out);

@@ -281,5 +281,38 @@ TEST_F(DeferredBlockTest, DriverSetUpBeforeTheTenantIsNamed) {
   EXPECT_EQ(QueryValue(c.get(), "show application_name"), "setup-test");
 }
 
+// PostgREST's transaction: BEGIN with options, then one SELECT of several set_config(..., true)
+// targets with bound values (search path, JWT claims, the tenant), then the query. The tenant's
+// call chooses the pool; the other settings reach the server with the block and end with it.
+TEST_F(DeferredBlockTest, PostgrestTransactionSettings) {
+  PGconnPtr c = Client();
+  ASSERT_TRUE(c);
+  const std::string claims = "{\"role\":\"web\"}";
+  for (const std::string& t : Tenants()) {
+    SCOPED_TRACE(t);
+    EXPECT_EQ(Extended(c.get(), "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"), "");
+    const char* values[3] = {"public", claims.c_str(), t.c_str()};
+    PGresultPtr r(PQexecParams(c.get(),
+                               "select set_config('search_path', $1, true), set_config('request.jwt.claims', $2, true), "
+                               "set_config('app.tenant_id', $3, true)",
+                               3, nullptr, values, nullptr, nullptr, 0));
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << ErrorMessage(r.get()) << ProxyLog();
+    ASSERT_EQ(PQnfields(r.get()), 3);
+    EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 1)), claims);
+    EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 2)), t);
+    EXPECT_EQ(Extended(c.get(), kObserve), Seen(t)) << ProxyLog();
+    EXPECT_EQ(QueryValue(c.get(), "show search_path"), "public");
+    EXPECT_EQ(QueryValue(c.get(), "select current_setting('request.jwt.claims')"), claims);
+    EXPECT_EQ(QueryValue(c.get(), "show transaction_read_only"), "on");
+    EXPECT_EQ(Extended(c.get(), "COMMIT"), "");
+  }
+  // The settings ended with their block.
+  EXPECT_EQ(QueryValue(c.get(), "BEGIN"), "");
+  EXPECT_EQ(QueryValue(c.get(), "SET LOCAL app.tenant_id = 't002'"), "");
+  EXPECT_EQ(QueryValue(c.get(), "select coalesce(current_setting('request.jwt.claims', true), '')"), "");
+  EXPECT_EQ(QueryValue(c.get(), "show search_path"), "\"$user\", public");
+  EXPECT_EQ(QueryValue(c.get(), "COMMIT"), "");
+}
+
 }  // namespace
 }  // namespace pgtenant::testing

@@ -690,7 +690,8 @@ size_t ClientSession::HandleActive(std::span<const uint8_t> data) {
     const bool skip_inspection = first && inspected_first;
     first = false;
     if (type == fe::kTerminate) break;
-    if (type == fe::kParse || type == fe::kClose) NoteStatementText(f);
+    // (HandleIdle noted the frame it asked a server for.)
+    if (!skip_inspection && (type == fe::kParse || type == fe::kClose)) NoteStatementText(f);
     if (tenantless_ && !skip_inspection && (type == fe::kQuery || type == fe::kParse || type == fe::kBind) &&
         !IsSessionSetUp(f) && !(type == fe::kBind && UnnamedBind(f)) && !NamesTheTenant(f)) {
       // On a server without a tenant only set-up statements run: anything else gets the 28000

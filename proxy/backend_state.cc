@@ -79,6 +79,9 @@ void BackendState::WritePrelude(const SessionSettings& want, uint64_t client_id,
     // VACUUM and friends refuse to run in a pipeline: the tenant goes in its own Query.
     protocol::AppendQuery(out, TenantSql(want.tenant, variable));
     own_types->push_back(protocol::fe::kQuery);
+    // Behind the client's deferred BEGIN the Query runs inside its block, and a rollback of
+    // the block takes the tenant along (a DISCARD ALL refused in the block, then ROLLBACK).
+    if (!block_start.empty()) NoteTenantSetInClientTransaction();
   } else {
     // Bind/Execute of pgtenant's statement, without Sync: it shares the implicit transaction of
     // the client's first statement, so if it fails the backend skips the client's statements.
@@ -105,9 +108,7 @@ void BackendState::WritePrelude(const SessionSettings& want, uint64_t client_id,
     protocol::AppendExecuteUnnamed(out);
     own_types->push_back(protocol::fe::kBind);
     own_types->push_back(protocol::fe::kExecute);
-    tenant_in_txn_ = true;
-    txn_may_roll_back_ = false;
-    tenant_before_ = settings_.tenant;
+    NoteTenantSetInClientTransaction();
   }
   settings_.tenant = want.tenant;
   tenant_unknown_ = false;
@@ -164,6 +165,12 @@ BackendState::Event BackendState::OnServerMessage(char type, std::span<const uin
       break;
   }
   return event;
+}
+
+void BackendState::NoteTenantSetInClientTransaction() {
+  tenant_in_txn_ = true;
+  txn_may_roll_back_ = false;
+  tenant_before_ = settings_.tenant;
 }
 
 void BackendState::OnOwnDiscardAll() {

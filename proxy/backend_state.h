@@ -104,6 +104,9 @@ class BackendState {
   // `unsure`: some may still be there (a DEALLOCATE of one name, or Parses sent behind it).
   void ForgetStatements(bool unsure);
   void ForgetSessionState();
+  // pgtenant's tenant statement runs inside the client's transaction (its first statement's
+  // implicit one, or its deferred block): the variable is trusted only once that commits.
+  void NoteTenantSetInClientTransaction();
 
   SessionSettings settings_;     // .tenant: the variable's value; nullopt = its default
   bool tenant_unknown_ = false;  // the variable may hold anything

@@ -127,6 +127,28 @@ TEST_P(ServerStateTest, DiscardAllRefusedInsideABlock) {
   });
 }
 
+// The connection holds another tenant when the block starts, so pgtenant sets the sender's
+// tenant inside the block (behind the deferred BEGIN, as a Query: DISCARD ALL refuses a
+// pipeline), and the ROLLBACK takes it along. Found by the isolation suite: the sender's next
+// statement ran with the variable the previous client had left.
+TEST_P(ServerStateTest, TenantSetInsideABlockThatRollsBack) {
+  if (Session()) GTEST_SKIP() << "the sender keeps the one connection in session mode";
+  PGconnPtr honest = Client("-c app.tenant_id=t001");
+  PGconnPtr sender = Client("-c app.tenant_id=t005");
+  ASSERT_TRUE(honest && sender);
+  ASSERT_EQ(QueryValue(sender.get(), kObserve), Seen("t005"));
+  for (const char* refused : {"DISCARD ALL", "VACUUM items"}) {
+    SCOPED_TRACE(refused);
+    ASSERT_EQ(QueryValue(honest.get(), kObserve), Seen("t001"));  // the connection holds t001
+    ASSERT_EQ(QueryValue(sender.get(), "BEGIN"), "");
+    EXPECT_EQ(QueryValue(sender.get(), refused), "ERROR:25001");
+    EXPECT_EQ(QueryValue(sender.get(), "ROLLBACK"), "");
+    EXPECT_EQ(QueryValue(sender.get(), kObserve), Seen("t005")) << ProxyLog();
+    EXPECT_EQ(ObserveExtended(sender.get()), Seen("t005"));
+    EXPECT_EQ(QueryValue(honest.get(), kObserve), Seen("t001"));
+  }
+}
+
 TEST_P(ServerStateTest, DiscardAllBehindAnotherStatementOfTheSameQuery) {
   RunSequence("SELECT 1; DISCARD ALL", [](PGconn* c) {
     EXPECT_EQ(QueryValue(c, "SELECT 1; DISCARD ALL"), "ERROR:25001");

@@ -154,6 +154,20 @@ class FakeBackend {
     in_implicit_txn_ = false;
   }
 
+  // The client's ROLLBACK of the block a prelude's BEGIN opened: what was set in it goes.
+  void RollBackBlock() {
+    ASSERT_TRUE(block_before_) << "no block open";
+    tenant = block_before_->tenant;
+    settings = block_before_->settings;
+    block_before_.reset();
+    in_implicit_txn_ = false;
+  }
+  void CommitBlock() {
+    ASSERT_TRUE(block_before_) << "no block open";
+    block_before_.reset();
+    in_implicit_txn_ = false;
+  }
+
  private:
   void RunQuery(std::string_view sql) {
     size_t start = 0;
@@ -163,7 +177,9 @@ class FakeBackend {
       start = semi == std::string_view::npos ? sql.size() : semi + 1;
       if (stmt.empty()) continue;
       std::vector<std::string> lits = Literals(stmt);
-      if (stmt == "RESET ALL") {
+      if (stmt == "BEGIN") {
+        block_before_ = Snapshot{tenant, settings};
+      } else if (stmt == "RESET ALL") {
         settings.clear();
         tenant.reset();
       } else if (stmt.rfind("SELECT pg_catalog.set_config(", 0) == 0) {
@@ -186,6 +202,11 @@ class FakeBackend {
     }
   }
 
+  struct Snapshot {
+    std::optional<std::string> tenant;
+    std::map<std::string, std::string> settings;
+  };
+  std::optional<Snapshot> block_before_;  // an explicit block is open; what it started from
   std::map<std::string, std::string> statement_text_;
   Message bound_;
   bool in_implicit_txn_ = false;
@@ -212,18 +233,21 @@ class Connection {
 
   // Gives the connection to client `id` (naming count `namings`) wanting `want`: writes the
   // prelude, runs it, feeds the answers to pgtenant's own messages. Returns the messages.
+  // `block_start`: the client's deferred BEGIN, sent behind the settings.
   std::vector<Message> Assign(uint64_t id, uint32_t namings, const SessionSettings& want,
-                              bool tenant_as_query = false) {
+                              bool tenant_as_query = false, std::string_view block_start = {}) {
     std::string bytes, types;
-    state.WritePrelude(want, id, namings, tenant_as_query, kVariable, &bytes, &types);
+    state.WritePrelude(want, id, namings, tenant_as_query, kVariable, &bytes, &types, block_start);
     std::vector<Message> messages = Decode(bytes);
     EXPECT_EQ(Types(messages), types) << "the tracker must be told every message, in order";
     std::string error = server.RunPrelude(bytes);
     EXPECT_EQ(error, "") << "pgtenant's own statements failed: " << Types(messages);
+    bool in_block = false;
     for (const Message& m : messages) {
       if (m.type == 'Q') {
-        Own('C', Tag("SET"));
-        Own('Z', Status('I'));
+        in_block = in_block || m.text == block_start;
+        Own('C', Tag(m.text == block_start ? "BEGIN" : "SET"));
+        Own('Z', Status(in_block ? 'T' : 'I'));
       }
     }
     return messages;
@@ -574,6 +598,40 @@ TEST(BackendStateTest, ExplicitRollbackOfTheFirstTransactionCounts) {
   EXPECT_TRUE(c.state.NeedsPrelude(Want("t1"), 0));
 }
 
+// The client's BEGIN was deferred until its first statement, one that refuses a pipeline
+// (DISCARD ALL): the tenant went as a Query inside the block, and the block's ROLLBACK (after
+// the refusal, 25001) took it along. Found by the isolation suite: the client then read the
+// variable another client had left.
+TEST(BackendStateTest, TenantSetAsAQueryInsideADeferredBlockGoesWithItsRollback) {
+  Connection c;
+  c.Assign(1, 0, Want("t1"));
+  c.ClientRan("SELECT 1");
+  EXPECT_EQ(Types(c.Assign(2, 0, Want("t2"), /*tenant_as_query=*/true, "BEGIN")), "QQ");
+  EXPECT_EQ(c.server.tenant, std::optional<std::string>("t2"));
+  c.Client('E', "");  // DISCARD ALL cannot run inside a transaction block
+  c.Client('Z', Status('E'));
+  c.server.RollBackBlock();
+  c.Client('C', Tag("ROLLBACK"));
+  c.Client('Z', Status('I'));
+  EXPECT_EQ(c.server.tenant, std::optional<std::string>("t1"));
+  EXPECT_TRUE(c.state.NeedsPrelude(Want("t2"), 0)) << "the variable holds t1 again";
+  c.Assign(2, 0, Want("t2"));
+  c.ClientRan("SELECT 1");
+  c.ExpectHolds(Want("t2"), "the block's rollback");
+}
+
+TEST(BackendStateTest, TenantSetInsideADeferredBlockThatCommitsIsKept) {
+  Connection c;
+  c.Assign(1, 0, Want("t1"));
+  c.ClientRan("SELECT 1");
+  c.Assign(2, 0, Want("t2"), /*tenant_as_query=*/true, "BEGIN");
+  c.Client('C', Tag("SELECT 1"));
+  c.Client('Z', Status('T'));
+  c.Client('C', Tag("COMMIT"));
+  c.Client('Z', Status('I'));
+  EXPECT_FALSE(c.state.NeedsPrelude(Want("t2"), 0));
+}
+
 TEST(BackendStateTest, PgtenantsOwnReadyForQueryDoesNotEndTheClientsTransaction) {
   Connection c;
   c.Assign(1, 0, Want("t1", {{"application_name", "a"}}));
@@ -661,6 +719,25 @@ TEST(BackendStateTest, RandomSequencesNeverFailAPreludeNorLeaveAnotherClientsSta
                    std::to_string(client.id));
       // Each transaction of a client gets a prelude, empty when the connection holds what the
       // client wants and may be trusted to (ServerSession::SendPrelude).
+      if (rng() % 6 == 0) {
+        // A deferred BEGIN goes behind the settings; the block commits or rolls back.
+        c.Assign(client.id, client.namings, client.want, as_query, "BEGIN");
+        c.ExpectHolds(client.want, "a prelude with a block");
+        if (rng() % 2 == 0) {
+          c.Client('E', "");
+          c.Client('Z', Status('E'));
+          c.server.RollBackBlock();
+          c.Client('C', Tag("ROLLBACK"));
+        } else {
+          c.Client('C', Tag("SELECT 1"));
+          c.Client('Z', Status('T'));
+          c.server.CommitBlock();
+          c.Client('C', Tag("COMMIT"));
+        }
+        c.Client('Z', Status('I'));
+        if (HasFailure()) return;
+        continue;
+      }
       c.Assign(client.id, client.namings, client.want, as_query);
       c.ExpectHolds(client.want, "a prelude");
       if (HasFailure()) return;

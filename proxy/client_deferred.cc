@@ -207,7 +207,42 @@ bool ReadLocalSetConfigs(std::string_view sql, std::string_view variable, std::v
   return true;
 }
 
+// A SELECT with the tenant's set_config(..., true) among targets only the server computes
+// (`SELECT now(), set_config('app.tenant_id', $1, true) AS tenant, 1`): every call is local to
+// the block and names its setting with a constant or a parameter.
+bool ReadNamingSelect(std::string_view sql, std::string_view variable, std::vector<routing::SetConfigCall>* calls) {
+  std::vector<routing::StatementInfo> infos = routing::AnalyzeSql(sql, variable);
+  if (infos.size() != 1) return false;
+  const routing::StatementInfo& in = infos.front();
+  if (in.kind != routing::SqlStatementKind::kSetConfigCall || !in.names_tenant || in.mentions_tenant_unknowably ||
+      in.creates_session_state || !in.computed_targets) {
+    return false;
+  }
+  for (const routing::SetConfigCall& c : in.set_config_calls) {
+    if (c.is_local != std::optional<bool>(true) || c.name.kind == routing::SqlArgument::Kind::kNull) return false;
+  }
+  *calls = in.set_config_calls;
+  return true;
+}
+
 }  // namespace
+
+bool ClientSession::BoundNamingTenant(const std::vector<routing::SetConfigCall>& calls,
+                                      const std::vector<std::optional<std::string>>& params,
+                                      std::optional<std::string>* tenant) {
+  const std::string& var = pooler_->config().tenancy.variable;
+  bool named = false;
+  for (const routing::SetConfigCall& call : calls) {
+    std::optional<std::string> name = SetConfigArgument(call.name, params);
+    if (!name) return false;
+    if (!routing::GucNameEquals(*name, var)) continue;
+    std::optional<std::string> value = SetConfigArgument(call.value, params);
+    if (!value) return false;
+    *tenant = value;
+    named = true;
+  }
+  return named;
+}
 
 std::optional<std::string> ClientSession::SetConfigArgument(const routing::SqlArgument& arg,
                                                             const std::vector<std::optional<std::string>>& params) {
@@ -284,6 +319,9 @@ int ClientSession::DeferrableStatementKind(std::string_view sql, routing::Classi
   if ((st.kind == StatementKind::kMentionsTenant || (st.kind == StatementKind::kOther && routing::NeedsAnalysis(sql))) &&
       ReadLocalSetConfigs(sql, cfg.tenancy.variable, calls)) {
     return kDeferredSetConfigsStatement;
+  }
+  if (st.kind == StatementKind::kMentionsTenant && ReadNamingSelect(sql, cfg.tenancy.variable, calls)) {
+    return kDeferredNamingSelect;
   }
   return 0;
 }

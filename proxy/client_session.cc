@@ -1,5 +1,7 @@
 #include "proxy/client_session.h"
 
+#include <utility>
+
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -504,7 +506,7 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
       pos += f.total_size;
       continue;
     }
-    first_frame_inspected_ = true;  // HandleActive need not look at it again
+    first_frame_inspected_ = !std::exchange(inspect_again_on_server_, false);  // else HandleActive looks again
     first_needs_own_txn_ = FirstStatementNeedsOwnTransaction(f);
     if (!RequestServer(f)) {
       // Refused: the error is sent; skip this message (through its Sync) and go on.
@@ -628,7 +630,7 @@ void ClientSession::SendPrelude(bool tenant_as_query) {
   // A deferred block reaches its server: the prelude with the transaction's tenant, then the
   // client's BEGIN and SET LOCALs.
   SessionSettings want = wanted_;
-  want.tenant = TransactionTenant();
+  want.tenant = deferred_->server_sets_tenant ? deferred_->tenant_before : TransactionTenant();
   server_->SendPrelude(want, id_, tenant_namings_, tenant_as_query, deferred_->begin_sql + ";" + deferred_->replay);
   DeferredBlockSent();
 }

@@ -206,6 +206,12 @@ class ClientSession : public StreamHandler {
     // Not a BEGIN pgtenant answered: one Query of the client's opens the block (or runs outside
     // one) and names the tenant before anything that needs a server. Nothing to replay.
     bool in_one_query = false;
+    // The tenant was named by a SELECT the server runs itself (set_config among targets only
+    // the server computes: kDeferredNamingSelect). It chose the pool; the prelude sets the
+    // tenant the block had before it, and the server sets the named one when, and only if, it
+    // evaluates the call, as on PostgreSQL.
+    bool server_sets_tenant = false;
+    std::optional<std::string> tenant_before;
   };
   // A Query of several statements that names the transaction's tenant (SET LOCAL after its
   // BEGIN, or a session-level SET first) before any statement that needs a server: that tenant
@@ -247,6 +253,14 @@ class ClientSession : public StreamHandler {
   static constexpr int kDeferredBeginStatement = -3;
   static constexpr int kDeferredEndStatement = -4;
   static constexpr int kDeferredSetConfigsStatement = -5;
+  // ... and of a SELECT with the tenant's set_config(..., true) among targets only the server
+  // can compute (`SELECT now(), set_config('app.tenant_id', $1, true)`): its Bind names the
+  // transaction's tenant, which chooses the pool, and then the server runs it.
+  static constexpr int kDeferredNamingSelect = -6;
+  // The tenant a Bind of a kDeferredNamingSelect names (the last call of the variable wins);
+  // false when a call's name or the tenant's value is NULL or missing.
+  bool BoundNamingTenant(const std::vector<routing::SetConfigCall>& calls,
+                         const std::vector<std::optional<std::string>>& params, std::optional<std::string>* tenant);
 
   // A Bind of the client's unnamed statement that is such a SET runs it again: pin.
   void NoteBind(const protocol::Frame& f);
@@ -306,6 +320,9 @@ class ClientSession : public StreamHandler {
     std::map<std::string, LocalStatement, std::less<>> statements;
     std::map<std::string, LocalPortal, std::less<>> portals;
   };
+  // A Bind of a kDeferredNamingSelect while no server is held: names the deferred block's
+  // tenant from the bound values (kForward: a server of its pool runs it) or answers the error.
+  Verdict NameTenantForServerRun(const LocalStatement& statement, const protocol::BindMessage& bind);
   // kDeferredSetConfigsStatement executed while no server is held: answers the row and, in a
   // deferred block, names the tenant and keeps the other settings.
   void ExecuteDeferredSetConfigs(const LocalStatement& stmt, const std::vector<std::optional<std::string>>& params);
@@ -341,6 +358,9 @@ class ClientSession : public StreamHandler {
   bool in_data_callback_ = false;    // Replay() must wait until OnStreamData returns
   bool first_needs_own_txn_ = false;   // the waiting statement refuses to run in a pipeline
   bool first_frame_inspected_ = false;  // the next frame HandleActive sees passed HandleIdle's checks
+  // HandleIdle's inspection of the frame it asks a server for must run again on the server
+  // (a Bind of a kDeferredNamingSelect: it named the tenant, the server runs it).
+  bool inspect_again_on_server_ = false;
   bool prelude_pending_ = false;  // session mode: the tenant changed while a server is held
   bool pinned_ = false;           // holds its server until it disconnects (session state)
   bool reset_pending_ = false;    // a RESET ALL counts once its transaction commits

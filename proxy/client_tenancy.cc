@@ -468,6 +468,38 @@ std::optional<std::string> ClientSession::BoundTenant(const LocalStatement& stat
   return std::string(*bind.params[n - 1]);
 }
 
+ClientSession::Verdict ClientSession::NameTenantForServerRun(const LocalStatement& statement,
+                                                             const protocol::BindMessage& bind) {
+  // The block's tenant chooses the server; HandleActive looks at this Bind again there and
+  // has the server run the statement (the path of a statement made while no server was held).
+  inspect_again_on_server_ = true;
+  if (!deferred_) return Verdict::kForward;  // the block ended: the statement runs alone
+  if (deferred_->aborted) {
+    AnswerError(AbortedBlockError(), false);
+    return Verdict::kAnswered;
+  }
+  std::vector<std::optional<std::string>> params;
+  for (const auto& p : bind.params) params.push_back(p ? std::optional<std::string>(std::string(*p)) : std::nullopt);
+  std::optional<std::string> tenant;
+  if (!BoundNamingTenant(statement.calls, params, &tenant)) {
+    inspect_again_on_server_ = false;
+    AnswerError(Status::Error("22004", "pgtenant does not take a NULL set_config argument before the block has a "
+                                       "server; name the tenant first"),
+                false);
+    return Verdict::kAnswered;
+  }
+  std::optional<std::string> before = TransactionTenant();
+  Status s = NameTenantInDeferredBlock(tenant, /*transaction_scoped=*/true);
+  if (!s.ok()) {
+    inspect_again_on_server_ = false;
+    AnswerError(s, false);
+    return Verdict::kAnswered;
+  }
+  deferred_->server_sets_tenant = true;
+  deferred_->tenant_before = std::move(before);
+  return Verdict::kForward;
+}
+
 ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Frame& f, bool server_clean,
                                                             std::string* replacement) {
   LocalState& loc = *local_;
@@ -503,8 +535,9 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       return Verdict::kReplaced;
     }
     const int kind = it->second.kind;
+    if (kind == kDeferredNamingSelect && server_ == nullptr) return NameTenantForServerRun(it->second, bind);
     const bool deferrable = kind == kDeferredBeginStatement || kind == kDeferredEndStatement ||
-                            kind == kDeferredSetConfigsStatement ||
+                            kind == kDeferredSetConfigsStatement || kind == kDeferredNamingSelect ||
                             IsTransactionScoped(static_cast<StatementKind>(kind));
     if (!server_clean || (deferrable && server_ != nullptr)) {
       // Behind work of the client's that the server has not answered yet (or, for a statement
@@ -521,7 +554,7 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
       Status refusal;
       if (kind == kDeferredBeginStatement || kind == kDeferredEndStatement) {
         // BEGIN / COMMIT / ROLLBACK: the server's own answer is the right one.
-      } else if (kind == kDeferredSetConfigsStatement) {
+      } else if (kind == kDeferredSetConfigsStatement || kind == kDeferredNamingSelect) {
         // The tenant's call is checked as a SET LOCAL; the server runs them all.
         const std::string& var = pooler_->config().tenancy.variable;
         std::vector<std::optional<std::string>> params;
@@ -669,7 +702,12 @@ ClientSession::Verdict ClientSession::InspectLocalReference(const protocol::Fram
   if (stmt == nullptr || stmt->kind == kRefusedStatement || stmt->kind == kCheckedLocalStatement) {
     return Verdict::kForward;
   }
-  if (!server_clean) {
+  if (stmt->kind == kDeferredNamingSelect && f.type == fe::kDescribe && server_ == nullptr) {
+    // Only the server knows its result columns; asked for on the server the client gets.
+    inspect_again_on_server_ = true;
+    return Verdict::kForward;
+  }
+  if (!server_clean || (stmt->kind == kDeferredNamingSelect && f.type == fe::kDescribe)) {
     // Behind work of the client's that the server has not answered yet: pgtenant cannot answer
     // in its turn, so the server does, for the statement pgtenant keeps. A Close is forwarded
     // (closing what the server does not have is no error) and the statement forgotten here.

@@ -501,9 +501,10 @@ void DescribeSet(const PgQuery__VariableSetStmt* v, std::string_view variable, S
   info->names_tenant = set.action != SetAction::kMulti && !set.name.empty() && GucNameEquals(set.name, variable);
 }
 
-// SELECT set_config(...) [, set_config(...) | constant ...] with nothing else: every call is
-// evaluated exactly once, in order. Returns the evaluated calls' nodes (empty when the
-// statement is not of that shape).
+// SELECT set_config(...) [, set_config(...) | constant | expression ...] with no FROM, WHERE
+// or anything else: every call is evaluated, in order, with the arguments it shows. Returns
+// the evaluated calls' nodes (empty when the statement is not of that shape). Other targets
+// (now(), a scalar subquery) are walked like the rest of the statement.
 std::unordered_set<const void*> DescribeSetConfigSelect(const PgQuery__SelectStmt* s, std::string_view variable,
                                                         StatementInfo* info) {
   std::unordered_set<const void*> evaluated;
@@ -513,12 +514,19 @@ std::unordered_set<const void*> DescribeSetConfigSelect(const PgQuery__SelectStm
                      s->n_locking_clause == 0 && !s->with_clause && s->n_distinct_clause == 0;
   if (!plain || s->n_target_list == 0) return evaluated;
   std::vector<SetConfigCall> calls;
+  bool computed = false;
   for (size_t i = 0; i < s->n_target_list; ++i) {
     const PgQuery__Node* t = s->target_list[i];
     if (!t || t->node_case != PG_QUERY__NODE__NODE_RES_TARGET || !t->res_target->val) return {};
     const PgQuery__ResTarget* rt = t->res_target;
     if (rt->n_indirection != 0) return {};
     const PgQuery__Node* val = StripCasts(rt->val);
+    bool plain_name = false;
+    if (val && val->node_case == PG_QUERY__NODE__NODE_FUNC_CALL &&
+        !IsSetConfigName(LastName(val->func_call->funcname, val->func_call->n_funcname, &plain_name))) {
+      computed = true;  // now(), lower(...): the walk flags a set_config among its arguments
+      continue;
+    }
     if (val && val->node_case == PG_QUERY__NODE__NODE_FUNC_CALL) {
       std::optional<SetConfigCall> call = EvaluateSetConfig(val->func_call);
       if (!call) return {};
@@ -527,9 +535,10 @@ std::unordered_set<const void*> DescribeSetConfigSelect(const PgQuery__SelectStm
       evaluated.insert(val->func_call);
       continue;
     }
-    if (!IsInertTarget(rt->val)) return {};
+    if (!IsInertTarget(rt->val)) computed = true;
   }
   if (calls.empty()) return {};
+  info->computed_targets = computed;
   info->kind = SqlStatementKind::kSetConfigCall;
   info->target_count = s->n_target_list;
   for (const SetConfigCall& c : calls) {

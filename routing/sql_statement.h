@@ -50,7 +50,7 @@ enum class SqlStatementKind {
   kSet,                      // any name but the two below (set)
   kSetRole,                  // SET [LOCAL] ROLE, RESET ROLE (set)
   kSetSessionAuthorization,  // SET [LOCAL] SESSION AUTHORIZATION, RESET ... (set)
-  kSetConfigCall,            // SELECT whose targets are set_config calls (set_config_calls)
+  kSetConfigCall,            // plain SELECT with set_config calls among its targets (set_config_calls)
   kShow,                     // SHOW name | ALL (name)
   kDiscardAll,               // DISCARD ALL
   kDiscardOther,             // DISCARD PLANS | SEQUENCES | TEMP (name)
@@ -126,6 +126,9 @@ struct StatementInfo {
   SetStatement set;                            // kSet, kSetRole, kSetSessionAuthorization
   std::vector<SetConfigCall> set_config_calls;  // kSetConfigCall, in target order
   size_t target_count = 0;                      // kSetConfigCall: targets of the SELECT, calls included
+  // kSetConfigCall: a target other than a call, a constant or a parameter (now(), a scalar
+  // subquery), which only the server can compute.
+  bool computed_targets = false;
 
   // kSet* naming the tenant variable, or kSetConfigCall with a call whose name is the tenant
   // variable as a constant or a parameter (then it is known only at Bind).

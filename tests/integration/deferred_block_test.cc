@@ -314,5 +314,52 @@ TEST_F(DeferredBlockTest, PostgrestTransactionSettings) {
   EXPECT_EQ(QueryValue(c.get(), "COMMIT"), "");
 }
 
+// psycopg 3 users write `SELECT now() AS at, set_config('app.tenant_id', %s, true) AS tenant,
+// 1 AS one`: only the server computes now(). The bound tenant chooses the pool; the server runs
+// the statement and sets the tenant itself, so a target ahead of the call reads the variable
+// as PostgreSQL shows it.
+TEST_F(DeferredBlockTest, SetConfigAmongTargetsOnlyTheServerComputes) {
+  PGconnPtr c = Client();
+  ASSERT_TRUE(c);
+  for (const std::string& t : Tenants()) {
+    SCOPED_TRACE(t);
+    EXPECT_EQ(Extended(c.get(), "BEGIN"), "");
+    const char* values[1] = {t.c_str()};
+    PGresultPtr r(PQexecParams(c.get(), "SELECT now() IS NOT NULL AS at, set_config('app.tenant_id', $1, true) AS tenant, 1 AS one",
+                               1, nullptr, values, nullptr, nullptr, 0));
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << ErrorMessage(r.get()) << ProxyLog();
+    ASSERT_EQ(PQnfields(r.get()), 3);
+    EXPECT_STREQ(PQfname(r.get(), 1), "tenant");
+    EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 0)), "t");
+    EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 1)), t);
+    EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 2)), "1");
+    EXPECT_EQ(Extended(c.get(), kObserve), Seen(t)) << ProxyLog();
+    EXPECT_EQ(Extended(c.get(), "COMMIT"), "");
+    // The tenant lasted as long as the block.
+    EXPECT_EQ(QueryValue(c.get(), kObserve), DirectMode() ? "<none>|0|-|-|app" : "ERROR:28000") << ProxyLog();
+  }
+  // A target ahead of the call reads the variable as it was; a set-returning target of no rows
+  // still runs the call (PostgreSQL's ProjectSet evaluates every target).
+  const char* values[1] = {"t007"};
+  EXPECT_EQ(Extended(c.get(), "BEGIN"), "");
+  PGresultPtr r(PQexecParams(c.get(),
+                             "SELECT coalesce(nullif(current_setting('app.tenant_id', true), ''), '<none>'), "
+                             "set_config('app.tenant_id', $1, true), generate_series(1, 0)",
+                             1, nullptr, values, nullptr, nullptr, 0));
+  ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << ErrorMessage(r.get()) << ProxyLog();
+  EXPECT_EQ(PQntuples(r.get()), 0);
+  EXPECT_EQ(QueryValue(c.get(), kObserve), Seen("t007"));
+  EXPECT_EQ(Extended(c.get(), "COMMIT"), "");
+  EXPECT_EQ(Extended(c.get(), "BEGIN"), "");
+  r.reset(PQexecParams(c.get(),
+                       "SELECT coalesce(nullif(current_setting('app.tenant_id', true), ''), '<none>'), "
+                       "set_config('app.tenant_id', $1, true)",
+                       1, nullptr, values, nullptr, nullptr, 0));
+  ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << ErrorMessage(r.get()) << ProxyLog();
+  EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 0)), "<none>") << "the variable before the call";
+  EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 1)), "t007");
+  EXPECT_EQ(Extended(c.get(), "COMMIT"), "");
+}
+
 }  // namespace
 }  // namespace pgtenant::testing

@@ -201,8 +201,6 @@ TEST(SqlStatement, SetConfigShapesThatCannotBeEvaluated) {
       "SELECT set_config('app.tenant_id', 'x', false) WHERE false",
       "SELECT set_config('app.tenant_id', lower($1), false)",
       "SELECT set_config('app.tenant_id', $1::varchar(3), false)",
-      "SELECT set_config('app.tenant_id', $1, true), now()",
-      "SELECT set_config('app.tenant_id', $1, true), generate_series(1, 0)",
       "SELECT myschema.set_config('app.tenant_id', $1, true)",
       "SELECT \"SET_CONFIG\"('app.tenant_id', $1, true)",
       "SELECT set_config(setting_name => 'app.tenant_id', new_value => 'x', is_local => false)",
@@ -219,6 +217,32 @@ TEST(SqlStatement, SetConfigShapesThatCannotBeEvaluated) {
     const StatementInfo s = One(sql);
     EXPECT_NE(s.kind, K::kSetConfigCall) << sql;
     EXPECT_TRUE(s.mentions_tenant_unknowably) << sql;
+  }
+}
+
+// psycopg 3 users write `SELECT now() AS at, set_config('app.tenant_id', %s, true) AS tenant`:
+// the call is a whole target of a plain SELECT, evaluated with the arguments it shows, though
+// only the server computes the other targets (and a set-returning one may run it any number of
+// times, even none: computed_targets tells the caller so).
+TEST(SqlStatement, SetConfigAmongComputedTargets) {
+  for (const char* sql : {"SELECT now() AS at, set_config('app.tenant_id', $1, true) AS tenant, 1 AS one",
+                          "SELECT set_config('app.tenant_id', $1, true), now()",
+                          "SELECT set_config('app.tenant_id', $1, true), generate_series(1, 0)",
+                          "SELECT (SELECT 1), set_config('app.tenant_id', $1, true)"}) {
+    const StatementInfo s = One(sql);
+    ASSERT_EQ(s.kind, K::kSetConfigCall) << sql;
+    EXPECT_TRUE(s.computed_targets) << sql;
+    EXPECT_TRUE(s.names_tenant) << sql;
+    EXPECT_FALSE(s.mentions_tenant_unknowably) << sql;
+    ASSERT_EQ(s.set_config_calls.size(), 1u) << sql;
+    EXPECT_EQ(s.set_config_calls[0].value.param, 1) << sql;
+  }
+  EXPECT_FALSE(One("SELECT set_config('app.tenant_id', $1, true), 1").computed_targets);
+  // A set_config inside another target is not a call pgtenant can read.
+  for (const char* sql : {"SELECT lower(set_config('app.tenant_id', 'x', true)), set_config('app.tenant_id', $1, true)",
+                          "SELECT (SELECT set_config('app.tenant_id', 'x', true)), set_config('app.tenant_id', $1, true)",
+                          "SELECT now(), \"SET_CONFIG\"('app.tenant_id', $1, true)"}) {
+    EXPECT_TRUE(One(sql).mentions_tenant_unknowably) << sql;
   }
 }
 

@@ -1,7 +1,10 @@
 """The driver-suite workload for asyncpg (always prepares: named statements __asyncpg_stmt_N__).
 
 Each client is an asyncio task with its own connection; the tenant comes from a startup parameter
-(server_settings={'app.tenant_id': ...}, pgtenant's `parameter` source). asyncpg keeps its statement
+(server_settings={'app.tenant_id': ...}, pgtenant's `parameter` source), or with
+--tenant-after-connect from `SELECT set_config('app.tenant_id', $1, false)` with the tenant bound, as
+the first statement of the connection (autocommit; asyncpg prepares it like any statement with
+arguments). asyncpg keeps its statement
 cache on (the default), the case PgBouncer users must turn off. Its cancel API is the statement
 timeout: on timeout asyncpg sends a CancelRequest and waits for the server to finish the statement.
 See workload_common.py for the contract.
@@ -20,10 +23,20 @@ import workload_common as wc
 ITEMS_SQL = wc.ITEMS_SQL.replace("%s", "$1")
 
 
-async def connect(args, tenant):
-    return await asyncpg.connect(host=args.host, port=args.port, user=args.user,
+async def connect(args, tally, c, tenant):
+    login = {} if args.tenant_after_connect else {"server_settings": {"app.tenant_id": tenant}}
+    conn = await asyncpg.connect(host=args.host, port=args.port, user=args.user,
                                  password=args.password, database=args.dbname, ssl=False,
-                                 timeout=10, server_settings={"app.tenant_id": tenant})
+                                 timeout=10, **login)
+    if args.tenant_after_connect:
+        try:
+            value = await conn.fetchval("SELECT set_config('app.tenant_id', $1, false)", tenant)
+        except BaseException:
+            conn.terminate()
+            raise
+        tally.stmt()
+        wc.check_tenant_set(tally, c, tenant, value)
+    return conn
 
 
 async def read_checks(conn, items_stmt, tally, c, tenant):
@@ -128,7 +141,7 @@ async def run_rounds(conn, args, tally, c, tenant, deadline):
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             tally.error(c, "round %d %s: %s: %s" % (k, step, type(e).__name__, e))
             if conn.is_closed():
-                conn = await connect(args, tenant)
+                conn = await connect(args, tally, c, tenant)
                 items_stmt = await conn.prepare(ITEMS_SQL)
     return conn
 
@@ -137,7 +150,7 @@ async def run_client(args, tally, c, deadline):
     tenant = wc.tenant_of(c)
     conn = None
     try:
-        conn = await connect(args, tenant)
+        conn = await connect(args, tally, c, tenant)
         conn = await run_rounds(conn, args, tally, c, tenant, deadline)
     except Exception as e:
         tally.error(c, "%s: %s" % (type(e).__name__, e))

@@ -3,7 +3,10 @@
 psycopg2 never prepares on the server, so its "prepared SELECT" is the same parameterised
 cursor.execute repeated; it runs in psycopg2's default mode (autocommit off: every statement opens
 a transaction that commit()/rollback() ends), as most applications use it. The tenant comes from
-the `options` startup parameter (-c app.tenant_id=tXXX). See workload_common.py for the contract.
+the `options` startup parameter (-c app.tenant_id=tXXX); with --tenant-after-connect from
+`SET app.tenant_id = 'tXXX'` right after connecting, inside the transaction psycopg2 opens for it
+(BEGIN; SET ...; COMMIT), as an application with autocommit off sends it. See workload_common.py for
+the contract.
 """
 
 import io
@@ -16,10 +19,21 @@ import psycopg2.errors
 import workload_common as wc
 
 
-def connect(args, tenant):
-    return psycopg2.connect(host=args.host, port=args.port, user=args.user,
+def connect(args, tally, c, tenant):
+    login = {} if args.tenant_after_connect else {"options": "-c app.tenant_id=%s" % tenant}
+    conn = psycopg2.connect(host=args.host, port=args.port, user=args.user,
                             password=args.password, dbname=args.dbname, sslmode="disable",
-                            connect_timeout=10, options="-c app.tenant_id=%s" % tenant)
+                            connect_timeout=10, **login)
+    if args.tenant_after_connect:
+        try:
+            with conn:  # BEGIN (sent by psycopg2), SET, COMMIT: the tenant counts once it committed
+                with conn.cursor() as cur:
+                    cur.execute("SET app.tenant_id = %s", (tenant,))
+        except BaseException:
+            conn.close()
+            raise
+        tally.stmt()
+    return conn
 
 
 def read_checks(conn, tally, c, tenant):

@@ -3,7 +3,10 @@
 prepare_threshold=0 and prepare=True make psycopg prepare every statement on the server the first
 time (named protocol-level statements _pg3_N) and run it with Bind/Execute afterwards, which is
 what transaction pooling must survive. Default mode (autocommit off, psycopg sends BEGIN). The tenant
-comes from the `options` startup parameter. See workload_common.py for the contract.
+comes from the `options` startup parameter; with --tenant-after-connect from
+`SELECT set_config('app.tenant_id', $1, false)` with the tenant bound, right after connecting, in the
+transaction psycopg opens for it and then commits (prepared like every statement here, as
+prepare_threshold=0 makes it). See workload_common.py for the contract.
 """
 
 import sys
@@ -15,11 +18,23 @@ import psycopg.errors
 import workload_common as wc
 
 
-def connect(args, tenant):
-    return psycopg.connect(host=args.host, port=args.port, user=args.user,
+def connect(args, tally, c, tenant):
+    login = {} if args.tenant_after_connect else {"options": "-c app.tenant_id=%s" % tenant}
+    conn = psycopg.connect(host=args.host, port=args.port, user=args.user,
                            password=args.password, dbname=args.dbname, sslmode="disable",
-                           connect_timeout=10, options="-c app.tenant_id=%s" % tenant,
-                           prepare_threshold=0)
+                           connect_timeout=10, prepare_threshold=0, **login)
+    if args.tenant_after_connect:
+        try:
+            # BEGIN (sent by psycopg), the bound set_config, COMMIT.
+            value = conn.execute("SELECT set_config('app.tenant_id', %s, false)",
+                                 (tenant,)).fetchone()[0]
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        tally.stmt()
+        wc.check_tenant_set(tally, c, tenant, value)
+    return conn
 
 
 def read_checks(conn, tally, c, tenant):

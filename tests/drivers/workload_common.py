@@ -9,6 +9,10 @@ before it, one line per problem: `ERROR c17: ...` (anything unexpected: an excep
 did not cancel, a connection that stopped working) or `LEAK c17: ...` (a row or setting of another
 tenant, or a count that is not the tenant's own 3 rows). The Java and JavaScript workloads follow the
 same contract with their own code.
+
+By default a client names its tenant at login (a startup parameter). With --tenant-after-connect it
+logs in without one and names it with SQL, the way applications do, as the first statement of every
+connection it opens (each workload's connect() does it, so reconnects after errors do it too).
 """
 
 import argparse
@@ -42,7 +46,17 @@ def parse_args(description):
     p.add_argument("--deadline", type=float, default=60.0,
                    help="seconds after which clients start no new round")
     p.add_argument("--tag", required=True, help="unique per run; marks this run's COPY rows")
+    p.add_argument("--tenant-after-connect", action="store_true",
+                   help="log in without a tenant, let the driver do its own connect-time set-up, "
+                        "then name the tenant with SQL as the first statement (and again after "
+                        "every reconnect)")
     return p.parse_args()
+
+
+def check_tenant_set(tally, client, tenant, value):
+    """value: what the driver's set_config('app.tenant_id', ..., false) returned."""
+    if value != tenant:
+        tally.error(client, "set_config(app.tenant_id, %s) returned %r" % (tenant, value))
 
 
 def tenant_of(client):
@@ -201,7 +215,7 @@ def run_threads(args, run_client):
 def run_blocking_client(args, tally, c, deadline, driver, db_error):
     """One client's rounds for a blocking driver (psycopg2, psycopg 3).
 
-    `driver` is the workload module: connect(args, tenant), read_checks, insert_roundtrip,
+    `driver` is the workload module: connect(args, tally, c, tenant), read_checks, insert_roundtrip,
     copy_roundtrip, error_in_transaction and cancel_sleep with the signatures the workloads
     share. A round that fails with `db_error` is counted; the client then goes on with its
     connection rolled back, or a new one when that fails.
@@ -209,7 +223,7 @@ def run_blocking_client(args, tally, c, deadline, driver, db_error):
     tenant = tenant_of(c)
     conn = None
     try:
-        conn = driver.connect(args, tenant)
+        conn = driver.connect(args, tally, c, tenant)
         for k in range(args.iterations):
             if time.monotonic() > deadline:
                 tally.error(c, "deadline passed at round %d" % k)
@@ -230,7 +244,7 @@ def run_blocking_client(args, tally, c, deadline, driver, db_error):
                     driver.cancel_sleep(conn, tally, c)
             except db_error as e:
                 tally.error(c, "round %d %s: %s: %s" % (k, step, type(e).__name__, e))
-                conn = _recover(args, driver, db_error, conn, tenant)
+                conn = _recover(args, tally, c, driver, db_error, conn, tenant)
     except Exception as e:
         tally.error(c, "%s: %s" % (type(e).__name__, e))
     finally:
@@ -238,7 +252,9 @@ def run_blocking_client(args, tally, c, deadline, driver, db_error):
             conn.close()
 
 
-def _recover(args, driver, db_error, conn, tenant):
+def _recover(args, tally, c, driver, db_error, conn, tenant):
+    """The connection rolled back, or, when that fails, a new one (whose connect() names the
+    tenant again)."""
     try:
         if not conn.closed:
             conn.rollback()
@@ -246,4 +262,4 @@ def _recover(args, driver, db_error, conn, tenant):
     except db_error:
         pass
     conn.close()
-    return driver.connect(args, tenant)
+    return driver.connect(args, tally, c, tenant)

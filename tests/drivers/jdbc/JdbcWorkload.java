@@ -5,7 +5,11 @@
 // (-c app.tenant_id=tXXX); odd clients connect without a tenant and run
 // `select set_config('app.tenant_id', ?, false)` with the tenant bound, as a connection pool
 // (HikariCP) user would per request, alternating between their own tenant and a partner tenant
-// every round. Compiled at test time: javac -cp /usr/share/java/postgresql.jar.
+// every round. With --tenant-after-connect every client logs in without a tenant, lets PgJDBC do
+// its own connect-time set-up (SET extra_float_digits, SET application_name), and then names its
+// tenant with that bound set_config (autocommit) as the first statement of each connection it
+// opens, reconnects included; odd clients still alternate every round. Compiled at test time:
+// javac -cp /usr/share/java/postgresql.jar.
 import java.io.StringReader;
 import java.io.StringWriter;
 import java.sql.Connection;
@@ -54,6 +58,10 @@ public final class JdbcWorkload {
     return String.format("t%03d", c % TENANTS);
   }
 
+  static boolean tenantAfterConnect() {
+    return args.containsKey("tenant-after-connect");
+  }
+
   static Connection connect(int c) throws SQLException {
     Properties p = new Properties();
     p.setProperty("user", args.get("user"));
@@ -61,16 +69,37 @@ public final class JdbcWorkload {
     p.setProperty("prepareThreshold", "1");
     p.setProperty("sslmode", "disable");
     p.setProperty("connectTimeout", "10");
-    if (c % 2 == 0) p.setProperty("options", "-c app.tenant_id=" + tenantOf(c));
+    if (c % 2 == 0 && !tenantAfterConnect()) {
+      p.setProperty("options", "-c app.tenant_id=" + tenantOf(c));
+    }
     String url = "jdbc:postgresql://" + args.get("host") + ":" + args.get("port") + "/"
         + args.get("dbname");
-    return DriverManager.getConnection(url, p);
+    Connection conn = DriverManager.getConnection(url, p);
+    if (tenantAfterConnect()) {
+      try {
+        setTenant(conn, c, tenantOf(c));
+      } catch (SQLException | RuntimeException e) {
+        try {
+          conn.close();
+        } catch (SQLException e2) {
+          e.addSuppressed(e2);
+        }
+        throw e;
+      }
+    }
+    return conn;
   }
 
   /** The tenant of round k; odd clients switch with set_config (autocommit, outside a block). */
   static String roundTenant(Connection conn, int c, int k) throws SQLException {
     if (c % 2 == 0) return tenantOf(c);
     String t = (k % 2 == 0) ? tenantOf(c) : tenantOf(c + TENANTS / 2);
+    setTenant(conn, c, t);
+    return t;
+  }
+
+  /** A bound select set_config('app.tenant_id', ?, false), in autocommit. */
+  static void setTenant(Connection conn, int c, String t) throws SQLException {
     try (PreparedStatement ps =
         conn.prepareStatement("select set_config('app.tenant_id', ?, false)")) {
       ps.setString(1, t);
@@ -80,7 +109,6 @@ public final class JdbcWorkload {
       }
     }
     statements.incrementAndGet();
-    return t;
   }
 
   static void readChecks(Connection conn, int c, String tenant) throws SQLException {
@@ -297,7 +325,16 @@ public final class JdbcWorkload {
     args.put("clients", "50");
     args.put("iterations", "20");
     args.put("deadline", "60");
-    for (int i = 0; i + 1 < argv.length; i += 2) args.put(argv[i].replaceFirst("^--", ""), argv[i + 1]);
+    for (int i = 0; i < argv.length; i++) {
+      String key = argv[i].replaceFirst("^--", "");
+      if (key.equals("tenant-after-connect")) {
+        args.put(key, "true");
+      } else if (i + 1 < argv.length) {
+        args.put(key, argv[++i]);
+      } else {
+        throw new IllegalArgumentException("no value for " + argv[i]);
+      }
+    }
     for (String key : List.of("port", "user", "password", "tag")) {
       if (!args.containsKey(key)) throw new IllegalArgumentException("missing --" + key);
     }

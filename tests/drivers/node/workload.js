@@ -2,8 +2,11 @@
 //
 // Every statement is a named query ({name, text, values}): node-postgres prepares it once per
 // connection as a named protocol-level statement and afterwards only binds and executes it. The
-// tenant comes from the `options` startup parameter (-c app.tenant_id=tXXX). Cancel uses the
-// driver's own cancel (Client#cancel(client, query): a CancelRequest on a new connection).
+// tenant comes from the `options` startup parameter (-c app.tenant_id=tXXX); with
+// --tenant-after-connect from `SELECT set_config('app.tenant_id', $1, false)` with the tenant bound
+// (an unnamed query, as applications send it), the first statement of every connection the client
+// opens, reconnects included. Cancel uses the driver's own cancel (Client#cancel(client, query): a
+// CancelRequest on a new connection).
 // COPY is not tested: node-postgres has no COPY API without the pg-copy-streams package.
 'use strict'
 
@@ -20,7 +23,12 @@ const SETTING = { name: 'setting', text: "SELECT current_setting('app.tenant_id'
 
 function parseArgs (argv) {
   const a = { host: '127.0.0.1', dbname: 'app', clients: '50', iterations: '20', deadline: '60' }
-  for (let i = 0; i + 1 < argv.length; i += 2) a[argv[i].replace(/^--/, '')] = argv[i + 1]
+  for (let i = 0; i < argv.length; i++) {
+    const key = argv[i].replace(/^--/, '')
+    if (key === 'tenant-after-connect') a[key] = true
+    else if (i + 1 < argv.length) a[key] = argv[++i]
+    else throw new Error('no value for ' + argv[i])
+  }
   for (const key of ['port', 'user', 'password', 'tag']) {
     if (!(key in a)) throw new Error('missing --' + key)
   }
@@ -38,15 +46,16 @@ function problem (kind, c, text) {
 const tenantOf = (c) => 't' + String(c % TENANTS).padStart(3, '0')
 
 function config (tenant) {
-  return {
+  const cfg = {
     host: args.host,
     port: Number(args.port),
     user: args.user,
     password: args.password,
     database: args.dbname,
-    connectionTimeoutMillis: 10000,
-    options: `-c app.tenant_id=${tenant}`
+    connectionTimeoutMillis: 10000
   }
+  if (!args['tenant-after-connect']) cfg.options = `-c app.tenant_id=${tenant}`
+  return cfg
 }
 
 async function connect (tenant, c) {
@@ -55,6 +64,17 @@ async function connect (tenant, c) {
   // becoming an unhandled 'error' event that kills the process.
   client.on('error', (e) => problem('ERROR', c, 'connection error: ' + e.message))
   await client.connect()
+  if (args['tenant-after-connect']) {
+    try {
+      tally.statements++
+      const set = await client.query("SELECT set_config('app.tenant_id', $1, false)", [tenant])
+      const value = set.rows[0].set_config
+      if (value !== tenant) problem('ERROR', c, `set_config(app.tenant_id, ${tenant}) returned ${value}`)
+    } catch (e) {
+      await client.end().catch(() => {})
+      throw e
+    }
+  }
   return client
 }
 

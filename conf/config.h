@@ -91,12 +91,16 @@ struct Pool {
   // Protocol-level prepared statements each server connection keeps (transaction mode maps
   // client statement names onto them); 0 passes names through unmapped.
   int max_prepared_statements = 500;
+  // The most server connections of this pool one tenant may hold at once (0: no cap); a
+  // tenant's own tenants.X.max_server_connections takes precedence (docs/configuration.md).
+  int max_connections_per_tenant = 0;
 };
 
 struct Tenant {
   std::string id;
   std::string pool;
   int max_client_connections = 0;  // 0 = no per-tenant limit
+  int max_server_connections = 0;  // of its pool held at once; 0 = the pool's per-tenant cap
 };
 
 struct Timeouts {
@@ -121,6 +125,9 @@ struct Config {
   bool config_watch = false;
   Timeouts timeouts;
   uint32_t max_message_size = 64 * 1024 * 1024;  // 08P01 beyond it
+  // The budget of server connections across every pool, and per backend host:port (0: none).
+  int max_server_connections = 0;
+  int max_server_connections_per_host = 0;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

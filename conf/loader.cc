@@ -171,6 +171,7 @@ class ConfigDecoder {
                                    {"verify-full", ServerTlsMode::kVerifyFull}})},
           {"ca_file", Str(&pool.ca_file)},
           {"max_prepared_statements", Int(&pool.max_prepared_statements)},
+          {"max_connections_per_tenant", Int(&pool.max_connections_per_tenant)},
       });
     });
   }
@@ -180,7 +181,8 @@ class ConfigDecoder {
       Tenant& tenant = c_.tenants[id];
       tenant.id = id;
       r_.ReadMap(v, tp, {{"pool", Str(&tenant.pool)},
-                         {"max_client_connections", Int(&tenant.max_client_connections)}});
+                         {"max_client_connections", Int(&tenant.max_client_connections)},
+                         {"max_server_connections", Int(&tenant.max_server_connections)}});
     });
   }
 
@@ -205,7 +207,9 @@ class ConfigDecoder {
         c_.max_message_size = static_cast<uint32_t>(
             std::min<uint64_t>(bytes, std::numeric_limits<uint32_t>::max()));
       }
-    }}});
+    }},
+                            {"max_server_connections", Int(&c_.max_server_connections)},
+                            {"max_server_connections_per_host", Int(&c_.max_server_connections_per_host)}});
   }
 
   YamlReader& r_;

@@ -73,6 +73,8 @@ class Validator {
     Tenants();
     Auth();
     Range("limits.max_message_size", c_.max_message_size, kMinMessageSize, kMaxMessageSize);
+    Range("limits.max_server_connections", c_.max_server_connections, 0, INT32_MAX);
+    Range("limits.max_server_connections_per_host", c_.max_server_connections_per_host, 0, INT32_MAX);
   }
 
  private:
@@ -229,6 +231,7 @@ class Validator {
       Secret(p, pool.password_env);  // neither is fine: the server may trust this role
       Range(p + ".size", pool.size, 1, INT32_MAX);
       Range(p + ".max_prepared_statements", pool.max_prepared_statements, 0, 100000);
+      Range(p + ".max_connections_per_tenant", pool.max_connections_per_tenant, 0, INT32_MAX);
       if (pool.tls == ServerTlsMode::kVerifyFull) {
         Required(p + ".ca_file", pool.ca_file, "verify-full checks the server against this CA");
       }
@@ -249,6 +252,7 @@ class Validator {
         Error(p + ".pool", "is required: there is no tenancy.default_pool to fall back on");
       }
       Range(p + ".max_client_connections", tenant.max_client_connections, 0, INT32_MAX);
+      Range(p + ".max_server_connections", tenant.max_server_connections, 0, INT32_MAX);
     }
   }
 

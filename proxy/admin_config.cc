@@ -150,6 +150,8 @@ void AddPoolKeys(ConfigRows* rows, const conf::Config& c) {
     rows->Add(p + "ca_file", Str(pool.ca_file), std::nullopt);
     rows->Add(p + "max_prepared_statements", Int(pool.max_prepared_statements),
               Int(d.max_prepared_statements));
+    rows->Add(p + "max_connections_per_tenant", Int(pool.max_connections_per_tenant),
+              Int(d.max_connections_per_tenant));
   }
   const conf::Tenant dt;
   for (const auto& [id, tenant] : c.tenants) {
@@ -157,6 +159,8 @@ void AddPoolKeys(ConfigRows* rows, const conf::Config& c) {
     rows->Add(p + "pool", Str(tenant.pool), std::nullopt);
     rows->Add(p + "max_client_connections", Int(tenant.max_client_connections),
               Int(dt.max_client_connections));
+    rows->Add(p + "max_server_connections", Int(tenant.max_server_connections),
+              Int(dt.max_server_connections));
   }
 }
 
@@ -173,6 +177,9 @@ void AddTimeoutKeys(ConfigRows* rows, const conf::Config& c) {
   rows->Add("timeouts.server_lifetime", Dur(t.server_lifetime), Dur(dt.server_lifetime));
   rows->Add("timeouts.shutdown", Dur(t.shutdown), Dur(dt.shutdown));
   rows->Add("limits.max_message_size", Int(c.max_message_size), Int(d.max_message_size));
+  rows->Add("limits.max_server_connections", Int(c.max_server_connections), Int(d.max_server_connections));
+  rows->Add("limits.max_server_connections_per_host", Int(c.max_server_connections_per_host),
+            Int(d.max_server_connections_per_host));
 }
 
 }  // namespace

@@ -252,6 +252,9 @@ constexpr Column<AdminTenantRow> kTenantColumns[] = {
     {"tenant", [](const AdminTenantRow& r) { return Cell(r.tenant); }},
     {"pool", [](const AdminTenantRow& r) { return Cell(r.pool); }},
     {"clients", [](const AdminTenantRow& r) { return Num(r.clients); }},
+    {"cl_waiting", [](const AdminTenantRow& r) { return Num(r.cl_waiting); }},
+    {"sv_active", [](const AdminTenantRow& r) { return Num(r.sv_active); }},
+    {"sv_limit", [](const AdminTenantRow& r) { return Num(r.sv_limit); }},
     {"transactions", [](const AdminTenantRow& r) { return Num(r.transactions); }},
     {"queries", [](const AdminTenantRow& r) { return Num(r.queries); }},
     {"server_seconds", [](const AdminTenantRow& r) {

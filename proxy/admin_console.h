@@ -111,6 +111,9 @@ struct AdminTenantRow {
   std::string tenant;
   std::string pool;
   int64_t clients = 0;
+  int64_t cl_waiting = 0;  // its clients waiting for a server of the pool now
+  int64_t sv_active = 0;   // the pool's server connections its clients hold now
+  int64_t sv_limit = 0;    // its cap on them (0: none; docs/architecture.md, "Fair waiting")
   uint64_t transactions = 0;
   uint64_t queries = 0;
   double server_seconds = 0;  // server connection time used; rendered with 3 decimals

@@ -74,7 +74,9 @@ class ClientSession : public StreamHandler {
   void OnServerUnavailable(const std::string& sqlstate, const std::string& message);
   // A CancelRequest for this client arrived while it waits for a server: its statement goes.
   void CancelWaiting();
-  std::list<ClientSession*>::iterator& wait_position() { return wait_position_; }
+  FairQueue<ClientSession*>::Handle& wait_position() { return wait_position_; }
+  // The tenant whose lane of the pool's waiting queue this client waits in ("" for none).
+  std::string WaitLane() const { return TransactionTenant().value_or(std::string()); }
 
   // Called by ServerSession.
   void ForwardFromServer(std::span<const uint8_t> bytes) { stream_.Write(bytes); }
@@ -348,7 +350,7 @@ class ClientSession : public StreamHandler {
   SessionSettings wanted_;  // tenant and settings this client's session must have
   ServerSession* server_ = nullptr;
   Pool* waiting_in_ = nullptr;
-  std::list<ClientSession*>::iterator wait_position_;
+  FairQueue<ClientSession*>::Handle wait_position_;
   int32_t slot_ = 0;
   int32_t cancel_key_ = 0;
   State state_ = State::kStartup;

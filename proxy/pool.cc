@@ -68,13 +68,65 @@ int Pool::connecting_count() const {
 }
 
 uint64_t Pool::max_wait_ms(uint64_t now_ms) const {
-  if (waiting_.empty()) return 0;
-  return now_ms - waiting_.front()->wait_started_ms();
+  const auto* oldest = waiting_.Oldest();
+  return oldest == nullptr ? 0 : now_ms - oldest->since;
+}
+
+int Pool::held_by(const std::string& tenant) const {
+  auto it = held_.find(tenant);
+  return it == held_.end() ? 0 : it->second;
+}
+
+int Pool::TenantCap(const std::string& tenant) const {
+  if (!tenant.empty()) {
+    const auto& tenants = pooler_->config().tenants;
+    auto it = tenants.find(tenant);
+    if (it != tenants.end() && it->second.max_server_connections > 0) return it->second.max_server_connections;
+  }
+  return config_.max_connections_per_tenant;
+}
+
+bool Pool::CapsConfigured() const {
+  const conf::Config* cfg = &pooler_->config();
+  if (cfg != caps_checked_for_) {
+    caps_checked_for_ = cfg;
+    any_tenant_cap_ = std::any_of(cfg->tenants.begin(), cfg->tenants.end(),
+                                  [](const auto& t) { return t.second.max_server_connections > 0; });
+  }
+  return config_.max_connections_per_tenant > 0 || any_tenant_cap_;
+}
+
+bool Pool::UnderCap(const std::string& tenant) const {
+  if (!CapsConfigured()) return true;
+  const int cap = TenantCap(tenant);
+  return cap == 0 || held_by(tenant) < cap;
+}
+
+size_t Pool::ServableWaiting() const {
+  if (!CapsConfigured()) return waiting_.size();
+  return waiting_.CountIn([this](const std::string& tenant) { return UnderCap(tenant); });
+}
+
+void Pool::CountHold(ServerSession* server, const std::string& tenant) {
+  ServerSession::PoolMarks& hold = server->pool_marks();
+  if (hold.tenant_counted) return;  // session mode: held since an earlier hand-over
+  hold.tenant = tenant;
+  hold.tenant_counted = true;
+  ++held_[tenant];
+}
+
+void Pool::UncountHold(ServerSession* server) {
+  ServerSession::PoolMarks& hold = server->pool_marks();
+  if (!hold.tenant_counted) return;
+  hold.tenant_counted = false;
+  auto it = held_.find(hold.tenant);
+  if (it != held_.end() && --it->second <= 0) held_.erase(it);
 }
 
 void Pool::Acquire(ClientSession* client) {
+  const std::string lane = client->WaitLane();
   // Idle servers while others wait are promised to them (Release): queue behind.
-  if (!paused_ && waiting_.empty()) {
+  if (!paused_ && waiting_.empty() && UnderCap(lane)) {
     while (!idle_.empty()) {
       ServerSession* s = idle_.back();
       idle_.pop_back();
@@ -83,46 +135,80 @@ void Pool::Acquire(ClientSession* client) {
       return;
     }
   }
-  waiting_.push_back(client);
-  client->wait_position() = std::prev(waiting_.end());
+  client->wait_position() = waiting_.Push(lane, client, client->wait_started_ms());
+  if (!paused_ && !idle_.empty()) {
+    // Idle servers and waiters at once: the waiters were at their tenants' caps. This client
+    // may be under its own, or its lane's turn may come first: served with the releases, at
+    // the end of this loop iteration, not inside this client's call.
+    pooler_->ScheduleHandOver(this);
+    return;
+  }
   if (!paused_) {
     int connecting = connecting_count();
     // Open one connection per waiter beyond those already on their way, up to the size.
     if (static_cast<int>(servers_.size()) < config_.size &&
-        connecting < static_cast<int>(waiting_.size())) {
+        connecting < static_cast<int>(ServableWaiting())) {
       if (NowMs() - last_connect_failure_ms_ < kConnectRetryBackoffMs && last_connect_failure_ms_ != 0 &&
           connecting == 0) {
         // The backend just refused us; do not hammer it, but let the janitor retry soon.
         return;
       }
-      OpenServer();
+      (void)OpenServer();  // without room in the budget, the pool waits for a slot
     }
   }
 }
 
-void Pool::CancelWait(ClientSession* client) {
-  waiting_.erase(client->wait_position());
-  client->wait_position() = waiting_.end();
-}
+void Pool::CancelWait(ClientSession* client) { waiting_.Erase(&client->wait_position()); }
 
-void Pool::OpenServer() {
+bool Pool::OpenServer() {
+  std::string host = BackendKey();
+  if (!pooler_->TakeServerSlot(this, host)) return false;
   auto* s = new ServerSession(this, g_next_server_id++);
+  s->pool_marks().budget_host = std::move(host);
   servers_.insert(s);
   s->Connect();
+  return true;
+}
+
+ServerSession* Pool::LeastRecentlyUsedIdle() const {
+  ServerSession* lru = nullptr;
+  for (ServerSession* s : idle_) {
+    if (s->state() != ServerSession::State::kIdle) continue;
+    if (lru == nullptr || s->last_used_ms() < lru->last_used_ms()) lru = s;
+  }
+  return lru;
+}
+
+void Pool::CloseIdleForBudget(ServerSession* server) {
+  auto it = std::find(idle_.begin(), idle_.end(), server);
+  if (it != idle_.end()) idle_.erase(it);
+  server->pool_marks().evicted = true;
+  pooler_->NoteEviction();
+  server->Close("its slot of limits.max_server_connections goes to another pool");
 }
 
 void Pool::HandOver(ServerSession* server, ClientSession* client) {
   pooler_->AccountWait(this, (NowMs() - client->wait_started_ms()) * 1000);
+  CountHold(server, client->WaitLane());
   client->OnServerAssigned(server);
 }
 
 void Pool::Release(ServerSession* server) {
+  UncountHold(server);
   uint64_t now = NowMs();
   const auto& t = pooler_->config().timeouts;
   if (retired_ || pooler_->shutting_down() || server->generation() != generation_ || (t.server_lifetime > 0 && now - server->created_ms() > static_cast<uint64_t>(t.server_lifetime)) ||
       static_cast<int>(servers_.size()) > config_.size) {
     server->Close("lifetime or pool shrink");
     ServeWaiters();
+    return;
+  }
+  if (pooler_->ServerSlotWantedFrom(this, server->pool_marks().budget_host) &&
+      (waiting_.empty() || pooler_->HoldsMoreThanItsShare(this))) {
+    // Another pool waits for a slot of the budget, and nobody here needs this connection, or
+    // this pool holds more than its share: give it up, so that busy pools cannot starve the
+    // others of the budget (docs/architecture.md, "The server-connection budget").
+    CloseIdleForBudget(server);
     return;
   }
   idle_.push_back(server);
@@ -136,19 +222,23 @@ void Pool::Release(ServerSession* server) {
 
 void Pool::ServeWaiters() {
   if (paused_) return;
+  auto under_cap = [this](const std::string& tenant) { return UnderCap(tenant); };
   while (!waiting_.empty() && !idle_.empty()) {
     ServerSession* s = idle_.back();
+    if (s->state() != ServerSession::State::kIdle) {
+      idle_.pop_back();
+      continue;
+    }
+    std::optional<ClientSession*> c = waiting_.PopNext(under_cap);
+    if (!c) break;  // every waiting tenant is at its cap: the server stays idle
     idle_.pop_back();
-    if (s->state() != ServerSession::State::kIdle) continue;
-    ClientSession* c = waiting_.front();
-    waiting_.pop_front();
-    c->wait_position() = waiting_.end();
-    HandOver(s, c);
+    (*c)->wait_position() = {};
+    HandOver(s, *c);
   }
   int connecting = connecting_count();
-  while (!retired_ && static_cast<int>(servers_.size()) < config_.size &&
-         connecting < static_cast<int>(waiting_.size())) {
-    OpenServer();
+  const int servable = static_cast<int>(ServableWaiting());
+  while (!retired_ && static_cast<int>(servers_.size()) < config_.size && connecting < servable) {
+    if (!OpenServer()) break;  // the budget is spent: the pool waits for a slot
     ++connecting;
   }
 }
@@ -176,18 +266,20 @@ void Pool::OnServerConnectFailed(ServerSession* server, const std::string& reaso
 }
 
 void Pool::FailWaiters(const std::string& sqlstate, const std::string& message) {
-  std::list<ClientSession*> failed;
-  failed.swap(waiting_);
+  std::list<ClientSession*> failed = waiting_.TakeAll();
   for (ClientSession* c : failed) {
-    c->wait_position() = waiting_.end();
+    c->wait_position() = {};
     c->OnServerUnavailable(sqlstate, message);
   }
 }
 
 void Pool::OnServerGone(ServerSession* server) {
+  UncountHold(server);
   servers_.erase(server);
   auto it = std::find(idle_.begin(), idle_.end(), server);
   if (it != idle_.end()) idle_.erase(it);
+  // Its slot of the budget may go to a pool that waits for one (which may be this one).
+  pooler_->ReturnServerSlot(server->pool_marks().budget_host, server->pool_marks().evicted);
   // A server closing frees a slot for someone waiting.
   if (!pooler_->shutting_down()) ServeWaiters();
   if (retired_ && Drained()) pooler_->OnPoolDrained();
@@ -202,10 +294,9 @@ void Pool::CloseIdleServers() {
 void Pool::Maintain(uint64_t now_ms) {
   const auto& t = pooler_->config().timeouts;
   if (t.query_wait > 0) {
-    while (!waiting_.empty() && now_ms - waiting_.front()->wait_started_ms() > static_cast<uint64_t>(t.query_wait)) {
-      ClientSession* c = waiting_.front();
-      waiting_.pop_front();
-      c->wait_position() = waiting_.end();
+    while (!waiting_.empty() && now_ms - waiting_.Oldest()->since > static_cast<uint64_t>(t.query_wait)) {
+      ClientSession* c = waiting_.PopOldest();
+      c->wait_position() = {};
       c->OnServerUnavailable("57014", "canceling statement: no server connection of pool \"" + name() +
                                           "\" became free within timeouts.query_wait (" +
                                           std::to_string(t.query_wait) + "ms)");

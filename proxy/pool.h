@@ -1,7 +1,9 @@
 // Pool: the server connections of one configured backend (docs/configuration.md, `pools`), the
-// clients waiting for one, and the rule that hands a released server to the longest waiter
-// (at the end of the loop iteration that released it, see Release). At most `size` server
-// connections exist (connected or connecting).
+// clients waiting for one, and the rule that hands a released server to the next waiter (at the
+// end of the loop iteration that released it, see Release): round-robin across tenants, first
+// come first served inside a tenant, skipping tenants at their cap of server connections
+// (FairQueue; docs/architecture.md, "Fair waiting"). At most `size` server connections exist
+// (connected or connecting).
 //
 // Loop-affine. The pool owns its ServerSessions (they free themselves after their handle
 // closes and then call OnServerGone). It never owns clients: a waiting client is only linked.
@@ -13,12 +15,14 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "conf/config.h"
 #include "metrics/metrics.h"
+#include "proxy/fair_queue.h"
 
 namespace pgtenant::proxy {
 
@@ -49,15 +53,16 @@ class Pool {
   bool Drained() const { return servers_.empty() && waiting_.empty(); }
 
   // The client needs a server connection. Either calls client->OnServerAssigned() before
-  // returning, or queues the client (FIFO) and opens a connection if the pool may grow.
+  // returning, or queues the client in its tenant's lane and opens a connection if the pool
+  // may grow.
   void Acquire(ClientSession* client);
   // REQUIRES: client is queued here. Removes it from the queue (it left or timed out).
   void CancelWait(ClientSession* client);
 
   // REQUIRES: server is clean (ReadyForQuery idle, nothing outstanding) and unlinked.
   void Release(ServerSession* server);
-  // Hands idle servers to waiters, longest waiter first, and opens connections for the rest
-  // if the pool may grow.
+  // Hands idle servers to waiters, round-robin across the tenants that are under their cap, and
+  // opens connections for the rest if the pool may grow.
   void ServeWaiters();
   // Callbacks from ServerSession.
   void OnServerLoggedIn(ServerSession* server, const ParamList& params);
@@ -86,19 +91,40 @@ class Pool {
   int connecting_count() const;
   uint64_t max_wait_ms(uint64_t now_ms) const;
   const std::unordered_set<ServerSession*>& servers() const { return servers_; }
-  const std::list<ClientSession*>& waiting() const { return waiting_; }
+  // Per tenant: server connections its clients hold now, and its cap in this pool (0: none).
+  // The backend as the server-connection budget counts it: "host:port".
+  std::string BackendKey() const { return config_.host + ":" + std::to_string(config_.port); }
+  // The idle connection used least recently (nullptr: none), and closing it to give its slot of
+  // the server-connection budget to another pool.
+  ServerSession* LeastRecentlyUsedIdle() const;
+  void CloseIdleForBudget(ServerSession* server);
+  int held_by(const std::string& tenant) const;
+  size_t waiting_for(const std::string& tenant) const { return waiting_.WaitingFor(tenant); }
+  int TenantCap(const std::string& tenant) const;
 
 
  private:
-  void OpenServer();
+  // Opens a connection when the server-connection budget has room; false: it has none, and
+  // the pool waits for a slot (Pooler::TakeServerSlot).
+  bool OpenServer();
   void HandOver(ServerSession* server, ClientSession* client);
   void FailWaiters(const std::string& sqlstate, const std::string& message);
+  bool UnderCap(const std::string& tenant) const;
+  // Waiters that a server could be handed to now (all of them unless a tenant is at its cap).
+  size_t ServableWaiting() const;
+  bool CapsConfigured() const;
+  void CountHold(ServerSession* server, const std::string& tenant);
+  void UncountHold(ServerSession* server);
 
   Pooler* pooler_;
   conf::Pool config_;
   std::unordered_set<ServerSession*> servers_;  // every live server connection
   std::vector<ServerSession*> idle_;            // LIFO: the warmest connection is reused first
-  std::list<ClientSession*> waiting_;           // FIFO
+  FairQueue<ClientSession*> waiting_;           // lanes per tenant, served round-robin
+  std::unordered_map<std::string, int> held_;   // tenant -> server connections its clients hold
+  // Whether some tenant of the config has a max_server_connections (checked once per config).
+  mutable const conf::Config* caps_checked_for_ = nullptr;
+  mutable bool any_tenant_cap_ = false;
   ParamList server_params_;
   bool retired_ = false;
   bool paused_ = false;

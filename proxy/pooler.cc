@@ -108,6 +108,7 @@ void Pooler::ApplyConfig(conf::ConfigPtr config) {
   }
   verifiers_ = std::move(verifiers);
   routes_ = routing::RoutingTable::Build(*config);
+  budget_.Configure(config->max_server_connections, config->max_server_connections_per_host);
   for (const auto& [name, pool_cfg] : config->pools) {
     auto it = pools_.find(name);
     if (it != pools_.end()) {
@@ -132,6 +133,73 @@ void Pooler::ApplyConfig(conf::ConfigPtr config) {
     it = pools_.erase(it);
   }
   config_ = std::move(config);
+  ServeSlotWaiters();  // a larger budget lets waiting pools open connections now
+}
+
+bool Pooler::TakeServerSlot(Pool* pool, const std::string& host) {
+  if (budget_.TryTake(host)) return true;
+  budget_.Wait(pool->name());
+  // One connection on its way out per waiting pool is enough: each frees a slot.
+  if (evictions_in_flight_ < static_cast<int>(budget_.waiting_pools())) (void)EvictIdleServerFor(pool, host);
+  return false;
+}
+
+bool Pooler::EvictIdleServerFor(const Pool* pool, const std::string& host) {
+  const bool same_host_only = budget_.HostIsFull(host);
+  Pool* owner = nullptr;
+  ServerSession* lru = nullptr;
+  for (auto& [name, p] : pools_) {
+    if (p.get() == pool || (same_host_only && p->BackendKey() != host)) continue;
+    ServerSession* s = p->LeastRecentlyUsedIdle();
+    if (s != nullptr && (lru == nullptr || s->last_used_ms() < lru->last_used_ms())) {
+      lru = s;
+      owner = p.get();
+    }
+  }
+  if (lru == nullptr) return false;
+  LOG_DEBUG("pool %s: closing idle server connection %llu for pool %s (limits.max_server_connections)",
+            owner->name().c_str(), static_cast<unsigned long long>(lru->id()), pool->name().c_str());
+  owner->CloseIdleForBudget(lru);
+  return true;
+}
+
+void Pooler::ReturnServerSlot(const std::string& host, bool evicted) {
+  budget_.Return(host);
+  if (evicted && evictions_in_flight_ > 0) --evictions_in_flight_;
+  ServeSlotWaiters();
+}
+
+bool Pooler::ServerSlotWantedFrom(const Pool* from, const std::string& host) const {
+  if (budget_.waiting_pools() <= static_cast<size_t>(evictions_in_flight_)) return false;
+  // Closing a connection to `host` helps a waiting pool whose backend is that host, or one
+  // that waits for the total rather than for its host's cap.
+  for (const std::string& name : budget_.waiters()) {
+    auto it = pools_.find(name);
+    if (it == pools_.end() || it->second.get() == from) continue;
+    const std::string key = it->second->BackendKey();
+    if (key == host || !budget_.HostIsFull(key)) return true;
+  }
+  return false;
+}
+
+bool Pooler::HoldsMoreThanItsShare(const Pool* pool) const {
+  if (budget_.max_total() == 0) return false;
+  int demanding = 0;
+  for (const auto& [name, p] : pools_) demanding += p->server_count() > 0 || p->waiting_count() > 0;
+  if (demanding == 0) return false;
+  const int share = (budget_.max_total() + demanding - 1) / demanding;
+  return pool->server_count() > share;
+}
+
+void Pooler::ServeSlotWaiters() {
+  // Each waiting pool tries once, longest waiting first; one that still finds no room queues
+  // again behind the others (Pool::OpenServer, TakeServerSlot).
+  for (size_t n = budget_.waiting_pools(); n > 0; --n) {
+    std::optional<std::string> name = budget_.NextWaiter();
+    if (!name) break;
+    auto it = pools_.find(*name);
+    if (it != pools_.end()) it->second->ServeWaiters();
+  }
 }
 
 Status Pooler::Start() {

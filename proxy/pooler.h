@@ -22,6 +22,7 @@
 #include "proxy/client_registry.h"
 #include "proxy/pool.h"
 #include "proxy/prepared_statements.h"
+#include "proxy/server_budget.h"
 #include "proxy/session_settings.h"
 #include "proxy/tls.h"
 #include "proxy/usage.h"
@@ -112,12 +113,33 @@ class Pooler {
   void ScheduleHandOver(Pool* pool);
   void UnscheduleHandOver(Pool* pool);
 
+  // The budget of server connections across pools (limits.max_server_connections and
+  // max_server_connections_per_host; server_budget.h). A pool asks before it opens a connection
+  // to `host`; false: there is no room, the pool waits for a slot, and the least recently used
+  // idle connection of another pool is asked to close (when none is on its way out already).
+  bool TakeServerSlot(Pool* pool, const std::string& host);
+  // A connection counted by TakeServerSlot is gone (`evicted`: closed to free a slot): the
+  // pools waiting for a slot try again, longest waiting first.
+  void ReturnServerSlot(const std::string& host, bool evicted);
+  // A pool other than `from` waits for a slot that closing a connection to `host` would free.
+  bool ServerSlotWantedFrom(const Pool* from, const std::string& host) const;
+  // `pool` holds more connections than its share of limits.max_server_connections: the budget
+  // divided evenly among the pools that hold connections or have clients waiting.
+  bool HoldsMoreThanItsShare(const Pool* pool) const;
+  // A pool closes a connection to free a slot of the budget (counted until it is gone).
+  void NoteEviction() { ++evictions_in_flight_; }
+  const ServerBudget& server_budget() const { return budget_; }
+
  private:
   static void OnConnection(uv_stream_t* server, int status);
   static void OnSignal(uv_signal_t* handle, int signum);
   static void OnJanitor(uv_timer_t* timer);
   static void OnLoopIterationEnd(uv_check_t* check);
   void Maintain();
+  // Asks the least recently used idle connection of a pool other than `pool` (to `host`, when
+  // that host is the one at its cap) to close. False when there is none.
+  bool EvictIdleServerFor(const Pool* pool, const std::string& host);
+  void ServeSlotWaiters();
   void TrimMemoryAfterBurst();
   void ApplyConfig(conf::ConfigPtr config);
   void FinishShutdownIfIdle();
@@ -169,6 +191,8 @@ class Pooler {
   bool config_watching_ = false;
   std::string config_text_;  // the text of the config in force, to ignore no-op file events
   StatementRegistry statements_;
+  ServerBudget budget_;
+  int evictions_in_flight_ = 0;  // connections closing to free a slot of the budget
 };
 
 }  // namespace pgtenant::proxy

@@ -156,6 +156,11 @@ bool Pooler::AdminQuery(std::string_view sql, std::string* out) {
         r.pool = u.pool;
         auto it = clients.find(key);
         r.clients = it == clients.end() ? 0 : it->second;
+        if (auto p = pools_.find(u.pool); p != pools_.end()) {
+          r.cl_waiting = static_cast<int64_t>(p->second->waiting_for(u.tenant));
+          r.sv_active = p->second->held_by(u.tenant);
+          r.sv_limit = p->second->TenantCap(u.tenant);
+        }
         r.transactions = u.transactions;
         r.queries = u.queries;
         r.server_seconds = static_cast<double>(u.server_us) / 1e6;

@@ -52,6 +52,16 @@ class ServerSession : public StreamHandler {
   uint64_t id() const { return id_; }
   uint64_t generation() const { return generation_; }
   ClientSession* client() const { return client_; }
+  // What its pool counts this connection against: the tenant whose client holds it (per-tenant
+  // caps; Pool::HandOver sets it, Pool::Release and OnServerGone clear it) and the backend
+  // host:port of the server-connection budget (from Pool::OpenServer until it is gone).
+  struct PoolMarks {
+    std::string tenant;
+    bool tenant_counted = false;
+    std::string budget_host;
+    bool evicted = false;  // closed to free a slot of the budget for another pool
+  };
+  PoolMarks& pool_marks() { return pool_marks_; }
   uint64_t created_ms() const { return created_ms_; }
   uint64_t last_used_ms() const { return last_used_ms_; }
   int32_t backend_pid() const { return backend_pid_; }
@@ -179,6 +189,7 @@ class ServerSession : public StreamHandler {
   bool release_after_reset_ = true;
   ParamList login_params_;
   BackendState backend_;
+  PoolMarks pool_marks_;
   std::unique_ptr<protocol::ScramClientExchange> scram_;
   std::unique_ptr<uv_getaddrinfo_t> resolve_req_;
   std::unique_ptr<uv_connect_t> connect_req_;

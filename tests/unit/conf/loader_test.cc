@@ -257,6 +257,27 @@ TEST(Loader, TenantWithoutPoolGetsDefaultPool) {
   EXPECT_EQ(result.config->tenants.at("acme").pool, "p");
 }
 
+TEST(Loader, PerTenantServerConnectionCaps) {
+  LoadResult result = LoadConfigString(
+      "tenancy: {default_pool: p}\ntenants:\n  acme: {max_server_connections: 4}\n  bob: {}\n"
+      "pools:\n  p: {database: d, user: u, max_connections_per_tenant: 2}\n  q: {database: d, user: u}\n",
+      "<test>");
+  ASSERT_TRUE(result.ok()) << Dump(result);
+  EXPECT_EQ(result.config->tenants.at("acme").max_server_connections, 4);
+  EXPECT_EQ(result.config->tenants.at("bob").max_server_connections, 0);
+  EXPECT_EQ(result.config->pools.at("p").max_connections_per_tenant, 2);
+  EXPECT_EQ(result.config->pools.at("q").max_connections_per_tenant, 0) << "no cap unless configured";
+}
+
+TEST(Loader, ServerConnectionBudget) {
+  LoadResult result = LoadConfigString(
+      "limits: {max_server_connections: 300, max_server_connections_per_host: 200}\n"
+      "pools:\n  p: {database: d, user: u}\n", "<test>");
+  ASSERT_TRUE(result.ok()) << Dump(result);
+  EXPECT_EQ(result.config->max_server_connections, 300);
+  EXPECT_EQ(result.config->max_server_connections_per_host, 200);
+}
+
 TEST(Loader, LimitsAcceptsSuffixes) {
   LoadResult result = LoadConfigString(
       "limits: {max_message_size: 16MB}\npools:\n  p: {database: d, user: u}\n", "<test>");

@@ -251,14 +251,17 @@ TEST(RenderServers, ColumnsAndValues) {
 }
 
 TEST(RenderTenants, ColumnsAndValues) {
-  AdminTenantRow t{.tenant = "acme", .pool = "acme", .clients = 4, .transactions = 10, .queries = 25,
-                   .server_seconds = 1.23456, .bytes_in = 1000, .bytes_out = 20000, .errors = 1};
+  AdminTenantRow t{.tenant = "acme", .pool = "acme", .clients = 4, .cl_waiting = 2, .sv_active = 3, .sv_limit = 5,
+                   .transactions = 10, .queries = 25, .server_seconds = 1.23456, .bytes_in = 1000,
+                   .bytes_out = 20000, .errors = 1};
   std::string out;
   RenderTenants(&out, {t});
   ResultSet rs = Decode(out);
-  EXPECT_EQ(rs.columns, (std::vector<std::string>{"tenant", "pool", "clients", "transactions", "queries",
-                                                  "server_seconds", "bytes_in", "bytes_out", "errors"}));
-  EXPECT_EQ(rs.rows[0], (std::vector<Cell>{"acme", "acme", "4", "10", "25", "1.235", "1000", "20000", "1"}));
+  EXPECT_EQ(rs.columns, (std::vector<std::string>{"tenant", "pool", "clients", "cl_waiting", "sv_active", "sv_limit",
+                                                  "transactions", "queries", "server_seconds", "bytes_in",
+                                                  "bytes_out", "errors"}));
+  EXPECT_EQ(rs.rows[0], (std::vector<Cell>{"acme", "acme", "4", "2", "3", "5", "10", "25", "1.235", "1000", "20000",
+                                          "1"}));
 }
 
 TEST(RenderStats, PgBouncerColumns) {

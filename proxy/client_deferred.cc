@@ -51,6 +51,24 @@ std::string_view StatementText(std::string_view sql, const routing::ClassifiedSt
   return sql.substr(st.begin, st.end - st.begin);
 }
 
+// A SELECT with the tenant's set_config(..., true) among targets only the server computes
+// (`SELECT now(), set_config('app.tenant_id', $1, true) AS tenant, 1`): every call is local to
+// the block and names its setting with a constant or a parameter.
+bool ReadNamingSelect(std::string_view sql, std::string_view variable, std::vector<routing::SetConfigCall>* calls) {
+  std::vector<routing::StatementInfo> infos = routing::AnalyzeSql(sql, variable);
+  if (infos.size() != 1) return false;
+  const routing::StatementInfo& in = infos.front();
+  if (in.kind != routing::SqlStatementKind::kSetConfigCall || !in.names_tenant || in.mentions_tenant_unknowably ||
+      in.creates_session_state || !in.computed_targets) {
+    return false;
+  }
+  for (const routing::SetConfigCall& c : in.set_config_calls) {
+    if (c.is_local != std::optional<bool>(true) || c.name.kind == routing::SqlArgument::Kind::kNull) return false;
+  }
+  *calls = in.set_config_calls;
+  return true;
+}
+
 }  // namespace
 
 bool ClientSession::MayDeferBegin() {
@@ -176,9 +194,34 @@ bool ClientSession::AnswerQueryInDeferredBlock(std::string_view sql) {
       stream_.Write(out);
       return true;
     }
+    case StatementKind::kMentionsTenant: {
+      // The tenant's set_config among targets only the server computes (`SELECT now(),
+      // set_config('app.tenant_id', 'x', true)`): it names the block's tenant, and the server
+      // runs it, as a Bind of a kDeferredNamingSelect.
+      std::vector<routing::SetConfigCall> calls;
+      std::optional<std::string> tenant;
+      if (!ReadNamingSelect(StatementText(sql, st), var, &calls) || !BoundNamingTenant(calls, {}, &tenant)) {
+        return false;
+      }
+      Status s = NameTenantTheServerSets(tenant);
+      if (!s.ok()) {
+        AbortDeferredBlock(s);
+        return true;
+      }
+      return false;
+    }
     default:
       return false;
   }
+}
+
+Status ClientSession::NameTenantTheServerSets(const std::optional<std::string>& tenant) {
+  std::optional<std::string> before = TransactionTenant();
+  Status s = NameTenantInDeferredBlock(tenant, /*transaction_scoped=*/true);
+  if (!s.ok()) return s;
+  deferred_->server_sets_tenant = true;
+  deferred_->tenant_before = std::move(before);
+  return Status::Ok();
 }
 
 Status ClientSession::AbortedBlockError() {
@@ -202,24 +245,6 @@ bool ReadLocalSetConfigs(std::string_view sql, std::string_view variable, std::v
     if (c.is_local != std::optional<bool>(true) || c.name.kind == Kind::kNull || c.value.kind == Kind::kNull) {
       return false;
     }
-  }
-  *calls = in.set_config_calls;
-  return true;
-}
-
-// A SELECT with the tenant's set_config(..., true) among targets only the server computes
-// (`SELECT now(), set_config('app.tenant_id', $1, true) AS tenant, 1`): every call is local to
-// the block and names its setting with a constant or a parameter.
-bool ReadNamingSelect(std::string_view sql, std::string_view variable, std::vector<routing::SetConfigCall>* calls) {
-  std::vector<routing::StatementInfo> infos = routing::AnalyzeSql(sql, variable);
-  if (infos.size() != 1) return false;
-  const routing::StatementInfo& in = infos.front();
-  if (in.kind != routing::SqlStatementKind::kSetConfigCall || !in.names_tenant || in.mentions_tenant_unknowably ||
-      in.creates_session_state || !in.computed_targets) {
-    return false;
-  }
-  for (const routing::SetConfigCall& c : in.set_config_calls) {
-    if (c.is_local != std::optional<bool>(true) || c.name.kind == routing::SqlArgument::Kind::kNull) return false;
   }
   *calls = in.set_config_calls;
   return true;

@@ -259,6 +259,9 @@ class ClientSession : public StreamHandler {
   // can compute (`SELECT now(), set_config('app.tenant_id', $1, true)`): its Bind names the
   // transaction's tenant, which chooses the pool, and then the server runs it.
   static constexpr int kDeferredNamingSelect = -6;
+  // Names the deferred block's tenant for a statement the server runs and that sets it itself:
+  // it chooses the pool, and the prelude sets the tenant the block had before.
+  Status NameTenantTheServerSets(const std::optional<std::string>& tenant);
   // The tenant a Bind of a kDeferredNamingSelect names (the last call of the variable wins);
   // false when a call's name or the tenant's value is NULL or missing.
   bool BoundNamingTenant(const std::vector<routing::SetConfigCall>& calls,

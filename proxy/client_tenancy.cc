@@ -281,6 +281,12 @@ ClientSession::Verdict ClientSession::InspectQuery(std::string_view sql, bool se
       return Verdict::kForward;
     }
   }
+  if (mentions && deferred_ && deferred_->server_sets_tenant && server_ == nullptr) {
+    // The deferred block's tenant was named by this very Query (AnswerQueryInDeferredBlock),
+    // checked there; the server runs it and sets the variable itself.
+    tenant_may_change_ = true;
+    return Verdict::kForward;
+  }
   if (mentions && !user_may_act_as_any_tenant()) {
     return refuse(Status::InsufficientPrivilege(
         "user \"" + user_ + "\" may only act as its configured tenants; statements that change " + var +
@@ -488,15 +494,12 @@ ClientSession::Verdict ClientSession::NameTenantForServerRun(const LocalStatemen
                 false);
     return Verdict::kAnswered;
   }
-  std::optional<std::string> before = TransactionTenant();
-  Status s = NameTenantInDeferredBlock(tenant, /*transaction_scoped=*/true);
+  Status s = NameTenantTheServerSets(tenant);
   if (!s.ok()) {
     inspect_again_on_server_ = false;
     AnswerError(s, false);
     return Verdict::kAnswered;
   }
-  deferred_->server_sets_tenant = true;
-  deferred_->tenant_before = std::move(before);
   return Verdict::kForward;
 }
 

@@ -359,6 +359,29 @@ TEST_F(DeferredBlockTest, SetConfigAmongTargetsOnlyTheServerComputes) {
   EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 0)), "<none>") << "the variable before the call";
   EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 1)), "t007");
   EXPECT_EQ(Extended(c.get(), "COMMIT"), "");
+  // The same in a simple Query, the value a literal (psycopg2 interpolates it).
+  for (const std::string& t : Tenants()) {
+    SCOPED_TRACE(t);
+    EXPECT_EQ(QueryValue(c.get(), "BEGIN"), "");
+    const std::string naming = "SELECT set_config('app.tenant_id', '" + t + "', true) AS tenant, now() IS NOT NULL AS at";
+    EXPECT_EQ(QueryValue(c.get(), naming.c_str()), t) << ProxyLog();
+    EXPECT_EQ(QueryValue(c.get(), kObserve), Seen(t));
+    EXPECT_EQ(QueryValue(c.get(), "COMMIT"), "");
+  }
+  if (DirectMode()) return;
+  // A user restricted to its tenants may name one of them this way, and only those.
+  PGconnPtr restricted = Connect(ClientConnInfo("user=acme_service password=acme_pw"));
+  ASSERT_TRUE(restricted) << LastConnectError() << ProxyLog();
+  EXPECT_EQ(QueryValue(restricted.get(), "BEGIN"), "");
+  EXPECT_EQ(QueryValue(restricted.get(), "SELECT set_config('app.tenant_id', 'acme', true), now() IS NOT NULL"), "acme")
+      << ProxyLog();
+  EXPECT_EQ(QueryValue(restricted.get(), kObserve), Seen("acme"));
+  EXPECT_EQ(QueryValue(restricted.get(), "COMMIT"), "");
+  EXPECT_EQ(QueryValue(restricted.get(), "BEGIN"), "");
+  EXPECT_EQ(QueryValue(restricted.get(), "SELECT set_config('app.tenant_id', 't007', true), now() IS NOT NULL"),
+            "ERROR:42501");
+  EXPECT_EQ(QueryValue(restricted.get(), "select 1"), "ERROR:25P02") << "the block is aborted";
+  EXPECT_EQ(QueryValue(restricted.get(), "ROLLBACK"), "");
 }
 
 }  // namespace

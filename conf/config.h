@@ -101,6 +101,11 @@ struct Tenant {
   std::string pool;
   int max_client_connections = 0;  // 0 = no per-tenant limit
   int max_server_connections = 0;  // of its pool held at once; 0 = the pool's per-tenant cap
+  // A pool of its own made from pool_templates.NAME (conf/pool_template.h), instead of `pool`;
+  // `database` and `host`, when given, override the template's.
+  std::string template_name = {};
+  std::string database = {};
+  std::string host = {};
 };
 
 struct Timeouts {
@@ -121,6 +126,8 @@ struct Config {
   Auth auth;
   Tenancy tenancy;
   std::map<std::string, Pool> pools;
+  // Pools defined once and made per tenant on first use (tenants.ID.template).
+  std::map<std::string, Pool> pool_templates;
   std::map<std::string, Tenant> tenants;
   bool config_watch = false;
   Timeouts timeouts;

@@ -13,6 +13,7 @@
 #include <system_error>
 #include <utility>
 
+#include "conf/pool_template.h"
 #include "conf/validate.h"
 #include "conf/yaml_documents.h"
 #include "conf/yaml_reader.h"
@@ -41,7 +42,8 @@ class ConfigDecoder {
         {"admin", [&](const Node& n, const Path& p) { Admin(n, p); }},
         {"auth", [&](const Node& n, const Path& p) { Auth(n, p); }},
         {"tenancy", [&](const Node& n, const Path& p) { Tenancy(n, p); }},
-        {"pools", [&](const Node& n, const Path& p) { Pools(n, p); }},
+        {"pools", [&](const Node& n, const Path& p) { Pools(n, p, &c_.pools); }},
+        {"pool_templates", [&](const Node& n, const Path& p) { Pools(n, p, &c_.pool_templates); }},
         {"tenants", [&](const Node& n, const Path& p) { Tenants(n, p); }},
         {"config_watch", Bool(&c_.config_watch)},
         {"timeouts", [&](const Node& n, const Path& p) { Timeouts(n, p); }},
@@ -151,9 +153,9 @@ class ConfigDecoder {
     });
   }
 
-  void Pools(const Node& node, const Path& path) {
+  void Pools(const Node& node, const Path& path, std::map<std::string, Pool>* pools) {
     r_.ReadNamedMap(node, path, [&](const std::string& name, const Node& v, const Path& pp) {
-      Pool& pool = c_.pools[name];
+      Pool& pool = (*pools)[name];
       pool.name = name;
       r_.ReadMap(v, pp, {
           {"host", Str(&pool.host)},
@@ -182,7 +184,10 @@ class ConfigDecoder {
       tenant.id = id;
       r_.ReadMap(v, tp, {{"pool", Str(&tenant.pool)},
                          {"max_client_connections", Int(&tenant.max_client_connections)},
-                         {"max_server_connections", Int(&tenant.max_server_connections)}});
+                         {"max_server_connections", Int(&tenant.max_server_connections)},
+                         {"template", Str(&tenant.template_name)},
+                         {"database", Str(&tenant.database)},
+                         {"host", Str(&tenant.host)}});
     });
   }
 
@@ -301,9 +306,11 @@ void ResolveExternal(Config* config) {
   std::filesystem::path base = std::filesystem::path(config->source_path).parent_path();
   config->listen.tls.cert_file = ResolveFile(config->listen.tls.cert_file, base);
   config->listen.tls.key_file = ResolveFile(config->listen.tls.key_file, base);
-  for (auto& [name, pool] : config->pools) {
-    pool.ca_file = ResolveFile(pool.ca_file, base);
-    ResolveSecret(pool.password_env, &pool.password);
+  for (auto* pools : {&config->pools, &config->pool_templates}) {
+    for (auto& [name, pool] : *pools) {
+      pool.ca_file = ResolveFile(pool.ca_file, base);
+      ResolveSecret(pool.password_env, &pool.password);
+    }
   }
   for (auto& [name, user] : config->auth.users) {
     ResolveSecret(user.password_env, &user.password);
@@ -318,6 +325,7 @@ void Derive(Config* config) {
     for (const std::string& tenant : user.tenants) user.any_tenant |= tenant == "*";
   }
   for (auto& [id, tenant] : config->tenants) {
+    if (!tenant.template_name.empty()) tenant.pool = TemplatePoolName(tenant.template_name, id);
     if (tenant.pool.empty() && config->tenancy.default_pool) tenant.pool = *config->tenancy.default_pool;
   }
 }

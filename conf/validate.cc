@@ -222,21 +222,26 @@ class Validator {
       Error("pools", "at least one pool is required",
             "add a pool under 'pools' with host, port, database and user");
     }
-    for (const auto& [name, pool] : c_.pools) {
-      std::string p = "pools." + name;
-      Required(p + ".host", pool.host, "the PostgreSQL server's address");
-      Range(p + ".port", pool.port, 1, 65535);
-      Required(p + ".database", pool.database, "the database this pool connects to");
-      Required(p + ".user", pool.user, "the role this pool logs in as");
-      Secret(p, pool.password_env);  // neither is fine: the server may trust this role
-      Range(p + ".size", pool.size, 1, INT32_MAX);
-      Range(p + ".max_prepared_statements", pool.max_prepared_statements, 0, 100000);
-      Range(p + ".max_connections_per_tenant", pool.max_connections_per_tenant, 0, INT32_MAX);
-      if (pool.tls == ServerTlsMode::kVerifyFull) {
-        Required(p + ".ca_file", pool.ca_file, "verify-full checks the server against this CA");
-      }
-      ReadableFile(p + ".ca_file", pool.ca_file);
+    for (const auto& [name, pool] : c_.pools) CheckPool("pools." + name, name, pool);
+    for (const auto& [name, pool] : c_.pool_templates) CheckPool("pool_templates." + name, name, pool);
+  }
+
+  void CheckPool(const std::string& p, const std::string& name, const Pool& pool) {
+    if (name.find('/') != std::string::npos) {
+      Error(p, "a pool name cannot contain '/' (pgtenant names the pools it makes from templates TEMPLATE/TENANT)");
     }
+    Required(p + ".host", pool.host, "the PostgreSQL server's address");
+    Range(p + ".port", pool.port, 1, 65535);
+    Required(p + ".database", pool.database, "the database this pool connects to");
+    Required(p + ".user", pool.user, "the role this pool logs in as");
+    Secret(p, pool.password_env);  // neither is fine: the server may trust this role
+    Range(p + ".size", pool.size, 1, INT32_MAX);
+    Range(p + ".max_prepared_statements", pool.max_prepared_statements, 0, 100000);
+    Range(p + ".max_connections_per_tenant", pool.max_connections_per_tenant, 0, INT32_MAX);
+    if (pool.tls == ServerTlsMode::kVerifyFull) {
+      Required(p + ".ca_file", pool.ca_file, "verify-full checks the server against this CA");
+    }
+    ReadableFile(p + ".ca_file", pool.ca_file);
   }
 
   void Tenants() {
@@ -246,7 +251,17 @@ class Validator {
         Error(p, "tenant id " + Quote(id) + " does not match tenancy.id_pattern " +
               Quote(c_.tenancy.id_pattern));
       }
-      if (!tenant.pool.empty()) {
+      if (!tenant.template_name.empty()) {
+        if (!tenant.pool.empty()) Error(p, "give either pool or template, not both");
+        if (c_.pool_templates.count(tenant.template_name) == 0) {
+          std::string close = ClosestMatch(tenant.template_name, KeysOf(c_.pool_templates));
+          Error(p + ".template", "no pool template named " + Quote(tenant.template_name),
+                close.empty() ? "name one of the templates under 'pool_templates'" : "did you mean '" + close + "'?");
+        }
+      } else if (!tenant.database.empty() || !tenant.host.empty()) {
+        Error(p + (tenant.database.empty() ? ".host" : ".database"),
+              "overrides a template's value: it needs tenants." + id + ".template");
+      } else if (!tenant.pool.empty()) {
         NamesPool(p + ".pool", tenant.pool);
       } else if (!c_.tenancy.default_pool) {
         Error(p + ".pool", "is required: there is no tenancy.default_pool to fall back on");

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "conf/loader.h"
+#include "conf/pool_template.h"
 #include "protocol/md5_auth.h"
 #include "proxy/cancel.h"
 #include "proxy/client_session.h"
@@ -125,6 +126,15 @@ void Pooler::ApplyConfig(conf::ConfigPtr config) {
     if (config->pools.count(it->first)) {
       ++it;
       continue;
+    }
+    if (it->first.find('/') != std::string::npos) {
+      // A tenant's pool from a template: updated like a configured pool while the tenant
+      // still names that template; retired (and drained) when it does not.
+      if (std::optional<conf::Pool> cfg = conf::PoolConfigFor(*config, it->first)) {
+        it->second->UpdateConfig(*cfg);
+        ++it;
+        continue;
+      }
     }
     LOG_INFO("pool %s: removed from the config; draining", it->first.c_str());
     it->second->Retire();
@@ -296,7 +306,13 @@ void Pooler::OnLoopIterationEnd(uv_check_t* check) {
 
 Pool* Pooler::FindPool(const std::string& name) {
   auto it = pools_.find(name);
-  return it == pools_.end() ? nullptr : it->second.get();
+  if (it != pools_.end()) return it->second.get();
+  // A tenant's pool made from a template, on its first use (conf/pool_template.h).
+  if (name.find('/') == std::string::npos) return nullptr;
+  std::optional<conf::Pool> cfg = conf::PoolConfigFor(*config_, name);
+  if (!cfg) return nullptr;
+  LOG_INFO("pool %s: made from its template for the tenant's first use", name.c_str());
+  return pools_.emplace(name, std::make_unique<Pool>(this, *cfg)).first->second.get();
 }
 
 const protocol::ScramVerifier* Pooler::VerifierFor(const std::string& user) const {
@@ -490,6 +506,18 @@ void Pooler::Maintain() {
   UpdateGauges();
   const conf::Timeouts& t = config_->timeouts;
   for (auto& [name, pool] : pools_) pool->Maintain(now);
+  // A tenant's pool made from a template goes once it has no server connection left (they
+  // close after timeouts.server_idle) and nobody waits: a thousand tenants cost nothing while
+  // they sleep. It is made again on the tenant's next use.
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    if (it->first.find('/') != std::string::npos && it->second->Drained() && !it->second->paused()) {
+      LOG_DEBUG("pool %s: idle, dropped until its tenant's next use", it->first.c_str());
+      metrics_->ForgetPool(it->first);
+      it = pools_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   for (auto it = retired_pools_.begin(); it != retired_pools_.end();) {
     it->second->Maintain(now);
     if (it->second->Drained()) {

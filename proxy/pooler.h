@@ -58,9 +58,13 @@ class Pooler {
   const std::shared_ptr<TlsContext>& client_tls() const { return tls_.clients; }
   std::shared_ptr<TlsContext> BackendTls(const std::string& pool) const {
     auto it = tls_.pools.find(pool);
+    // A pool made from a template uses the template's context.
+    if (it == tls_.pools.end() && pool.find('/') != std::string::npos) it = tls_.pools.find(pool.substr(0, pool.find('/')));
     return it == tls_.pools.end() ? nullptr : it->second;
   }
 
+  // The pool of that name; a tenant's pool made from a template (conf/pool_template.h) is made
+  // here on first use. nullptr when there is none.
   Pool* FindPool(const std::string& name);
   const std::map<std::string, std::unique_ptr<Pool>>& pools() const { return pools_; }
   const ClientRegistry& clients() const { return clients_; }

@@ -95,11 +95,13 @@ Result<TlsContexts> LoadTlsContexts(const conf::Config& config) {
     if (!ctx.ok()) return ctx.status();
     out.clients = std::move(*ctx);
   }
-  for (const auto& [name, pool] : config.pools) {
-    if (pool.tls == conf::ServerTlsMode::kDisable) continue;
-    auto ctx = TlsContext::ForBackend(pool);
-    if (!ctx.ok()) return ctx.status();
-    out.pools.emplace(name, std::move(*ctx));
+  for (const auto* pools : {&config.pools, &config.pool_templates}) {
+    for (const auto& [name, pool] : *pools) {
+      if (pool.tls == conf::ServerTlsMode::kDisable) continue;
+      auto ctx = TlsContext::ForBackend(pool);
+      if (!ctx.ok()) return ctx.status();
+      out.pools.emplace(name, std::move(*ctx));
+    }
   }
   return out;
 }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "conf/duration.h"
+#include "conf/pool_template.h"
 
 namespace pgtenant::conf {
 namespace {
@@ -267,6 +268,36 @@ TEST(Loader, PerTenantServerConnectionCaps) {
   EXPECT_EQ(result.config->tenants.at("bob").max_server_connections, 0);
   EXPECT_EQ(result.config->pools.at("p").max_connections_per_tenant, 2);
   EXPECT_EQ(result.config->pools.at("q").max_connections_per_tenant, 0) << "no cap unless configured";
+}
+
+TEST(Loader, PoolTemplatesMakeATenantsPool) {
+  LoadResult result = LoadConfigString(
+      "tenancy: {default_pool: p}\n"
+      "pools:\n  p: {database: d, user: u}\n"
+      "pool_templates:\n  dedicated: {host: \"db-{tenant}.internal\", database: \"tenant_{tenant}\", "
+      "user: \"owner_{tenant}\", size: 4}\n"
+      "tenants:\n  acme: {template: dedicated}\n  globex: {template: dedicated, database: gx, host: big.internal}\n"
+      "  initech: {}\n",
+      "<test>");
+  ASSERT_TRUE(result.ok()) << Dump(result);
+  const Config& c = *result.config;
+  EXPECT_EQ(c.tenants.at("acme").pool, "dedicated/acme") << "routed to the pool its template makes";
+  EXPECT_EQ(c.tenants.at("initech").pool, "p");
+  std::optional<Pool> acme = PoolConfigFor(c, "dedicated/acme");
+  ASSERT_TRUE(acme);
+  EXPECT_EQ(acme->name, "dedicated/acme");
+  EXPECT_EQ(acme->host, "db-acme.internal");
+  EXPECT_EQ(acme->database, "tenant_acme");
+  EXPECT_EQ(acme->user, "owner_acme");
+  EXPECT_EQ(acme->size, 4);
+  std::optional<Pool> globex = PoolConfigFor(c, "dedicated/globex");
+  ASSERT_TRUE(globex);
+  EXPECT_EQ(globex->database, "gx");
+  EXPECT_EQ(globex->host, "big.internal");
+  EXPECT_EQ(PoolConfigFor(c, "p")->database, "d") << "a configured pool";
+  EXPECT_FALSE(PoolConfigFor(c, "dedicated/initech")) << "initech does not name the template";
+  EXPECT_FALSE(PoolConfigFor(c, "dedicated/nobody"));
+  EXPECT_FALSE(PoolConfigFor(c, "other/acme"));
 }
 
 TEST(Loader, ServerConnectionBudget) {

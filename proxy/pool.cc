@@ -312,6 +312,7 @@ void Pool::Maintain(uint64_t now_ms) {
     idle_.erase(std::find(idle_.begin(), idle_.end(), s));
     s->Close("idle or lifetime timeout");
   }
+  for (ServerSession* s : servers_) s->CloseIfLingering(now_ms);
   for (ServerSession* s : servers_) {
     if ((s->state() == ServerSession::State::kConnecting || s->state() == ServerSession::State::kResolving ||
          s->state() == ServerSession::State::kLogin) &&

@@ -539,6 +539,10 @@ size_t ServerSession::HandleResetting(std::span<const uint8_t> data) {
 }
 
 void ServerSession::OnStreamEnd(int status) {
+  if (state_ == State::kClosing) {
+    stream_.Close();  // the backend exited after pgtenant's Terminate (Close)
+    return;
+  }
   ClientSession* c = client_;
   bool was_login = state_ == State::kLogin || state_ == State::kConnecting;
   Unlink();
@@ -566,7 +570,8 @@ void ServerSession::Close(const char* why) {
   LOG_DEBUG("pool %s: closing server connection %llu: %s", pool_->name().c_str(),
             static_cast<unsigned long long>(id_), why);
   bool resolving = state_ == State::kResolving && resolve_req_ != nullptr;
-  if (state_ == State::kIdle || state_ == State::kActive || state_ == State::kResetting) {
+  const bool terminate = state_ == State::kIdle || state_ == State::kActive || state_ == State::kResetting;
+  if (terminate) {
     std::string out;
     protocol::AppendTerminate(&out);
     stream_.Write(out);
@@ -581,7 +586,23 @@ void ServerSession::Close(const char* why) {
     uv_cancel(reinterpret_cast<uv_req_t*>(resolve_req_.get()));
     return;  // ResolvedCb closes the stream
   }
+  if (terminate && !stream_.closing()) {
+    // The backend ends its session when it reads the Terminate, and closes its end as its
+    // process exits; until then pg_stat_activity shows it, so the connection still counts
+    // against limits.max_server_connections. Closed at the backend's EOF (OnStreamEnd), or by
+    // Pool::Maintain when it lingers (CloseIfLingering).
+    closing_since_ms_ = NowMs();
+    stream_.StartReading();
+    return;
+  }
   stream_.Close();
+}
+
+void ServerSession::CloseIfLingering(uint64_t now_ms) {
+  if (state_ == State::kClosing && closing_since_ms_ != 0 && !stream_.closing() &&
+      now_ms - closing_since_ms_ > kBackendExitWaitMs) {
+    stream_.Close();
+  }
 }
 
 void ServerSession::OnStreamClosed() {

@@ -48,6 +48,10 @@ class ServerSession : public StreamHandler {
 
   State state() const { return state_; }
   bool closing() const { return state_ == State::kClosing; }
+  // After Close sent a Terminate, the handle stays open until the backend closes its end, at
+  // most this long (then Pool::Maintain closes it: CloseIfLingering).
+  static constexpr uint64_t kBackendExitWaitMs = 2000;
+  void CloseIfLingering(uint64_t now_ms);
   Pool* pool() const { return pool_; }
   uint64_t id() const { return id_; }
   uint64_t generation() const { return generation_; }
@@ -183,6 +187,7 @@ class ServerSession : public StreamHandler {
   uint64_t batch_tick_ = 0;
   std::shared_ptr<CancelGate> cancel_gate_;
   bool parked_ = false;  // transaction over, waiting for cancels in flight before reuse
+  uint64_t closing_since_ms_ = 0;  // Close sent a Terminate and waits for the backend's EOF
   bool corked_ = false;
   std::string cork_;
   int reset_pending_ = 0;        // ReadyForQuery answers to swallow while Resetting

@@ -358,7 +358,7 @@ void Worker::AbortedTransaction() {
   std::string t = RandomSharedTenant();
   Outcome b = Exec("BEGIN");
   if (!b.ok) return Unexpected("BEGIN", b);
-  bool local = Rand(2) == 0 && !own_.empty() && own_ != "acme";
+  bool local = Rand(2) == 0 && !own_.empty() && !IsDedicated(own_);
   Outcome c = local ? Exec("SET LOCAL app.tenant_id = " + Quoted(t))
                     : Exec("select switch_tenant(" + Quoted(t) + ")");
   if (!c.ok) return Unexpected("change before the error", c);

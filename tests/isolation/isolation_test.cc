@@ -13,8 +13,12 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
+#include <thread>
 
 #include "integration/harness.h"
 #include "isolation/workload.h"
@@ -157,6 +161,100 @@ TEST_F(IsolationTest, SessionStateStaysPrivateInTransactionMode) {
   o.state_adversaries = true;
   o.duration = std::chrono::seconds(std::max(3, seconds_ / 2));
   ExpectIsolated(Run(o));
+}
+
+// Databases pgt_iso_d000..: each a copy of tenant acme's schema (tests/integration/sql/acme.sql)
+// holding its own tenant's 3 rows. Made once per fixture, from a template database nobody
+// else connects to (CREATE DATABASE ... TEMPLATE needs that).
+void MakeTemplateTenantDatabases(int count) {
+  const PgFixture& pg = PgFixture::Get();
+  pgtenant::testing::PGconnPtr super(PQconnectdb(pg.ConnInfo("postgres", pg.superuser, pg.superpass).c_str()));
+  ASSERT_EQ(PQstatus(super.get()), CONNECTION_OK) << PQerrorMessage(super.get());
+  auto value = [&](const std::string& sql) { return pgtenant::testing::QueryValue(super.get(), sql.c_str()); };
+  if (value("select count(*) from pg_database where datname = 'pgt_iso_template'") == "0") {
+    ASSERT_EQ(value("create database pgt_iso_template"), "");
+    std::ifstream in(std::string(PGTENANT_INTEGRATION_DIR) + "/sql/acme.sql");
+    std::stringstream schema;
+    schema << in.rdbuf();
+    ASSERT_FALSE(schema.str().empty()) << "acme.sql not found";
+    pgtenant::testing::PGconnPtr t(
+        PQconnectdb(pg.ConnInfo("pgt_iso_template", pg.superuser, pg.superpass).c_str()));
+    ASSERT_EQ(PQstatus(t.get()), CONNECTION_OK) << PQerrorMessage(t.get());
+    pgtenant::testing::PGresultPtr r(PQexec(t.get(), schema.str().c_str()));
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_COMMAND_OK) << PQresultErrorMessage(r.get());
+  }
+  for (int i = 0; i < count; ++i) {
+    char tenant[8];
+    snprintf(tenant, sizeof(tenant), "d%03d", i);
+    const std::string db = std::string("pgt_iso_") + tenant;
+    if (value("select count(*) from pg_database where datname = '" + db + "'") != "0") continue;
+    ASSERT_EQ(value("create database " + db + " template pgt_iso_template"), "");
+    pgtenant::testing::PGconnPtr c(PQconnectdb(pg.ConnInfo(db, pg.superuser, pg.superpass).c_str()));
+    ASSERT_EQ(PQstatus(c.get()), CONNECTION_OK) << PQerrorMessage(c.get());
+    ASSERT_EQ(pgtenant::testing::QueryValue(
+                  c.get(), ("update items set tenant_id = '" + std::string(tenant) + "', body = '" + tenant +
+                            " item ' || id")
+                               .c_str()),
+              "");
+  }
+}
+
+// Fifty tenants with a database each, through pools pgtenant makes from a template, besides
+// the shared tenants and acme, with a budget of 30 server connections for all pools (fewer
+// than the pools could open): no leak, no honest error, the budget never blocks anyone past
+// timeouts.query_wait.
+TEST_F(IsolationTest, TemplatePoolsUnderABudget) {
+  if (pgtenant::testing::DirectMode()) GTEST_SKIP() << "the isolation suite needs pgtenant";
+  constexpr int kTemplateTenants = 50;
+  MakeTemplateTenantDatabases(kTemplateTenants);
+  if (HasFatalFailure()) return;
+  const PgFixture& pg = PgFixture::Get();
+  ProxyConfigOptions options;
+  options.shared_size = kPoolSize;
+  options.acme_size = 3;
+  options.timeouts = {{"query_wait", "30s"}, {"server_connect", "5s"}, {"client_login", "60s"}, {"server_idle", "2s"}};
+  options.extra_yaml = "limits:\n  max_server_connections: 30\npool_templates:\n  iso:\n    host: 127.0.0.1\n    port: " +
+                       std::to_string(pg.port) +
+                       "\n    database: \"pgt_iso_{tenant}\"\n    user: app_rls\n    password: \"app_rls_pw\"\n    size: 2\n";
+  std::string tenants;
+  for (int i = 0; i < kTemplateTenants; ++i) {
+    char line[48];
+    snprintf(line, sizeof(line), "  d%03d: { template: iso }\n", i);
+    tenants += line;
+  }
+  std::string error;
+  for (int attempt = 0; attempt < 3 && !proxy_; ++attempt) {
+    std::string yaml = ProxyConfig(FreePort(), pg, options);
+    Replace(&yaml, "listen:\n  host: 127.0.0.1\n",
+            "listen:\n  host: 127.0.0.1\n  max_client_connections: " + std::to_string(clients_ + 100) + "\n");
+    Replace(&yaml, "tenants:\n", "tenants:\n" + tenants);
+    if (HasFatalFailure()) return;
+    proxy_ = ProxyProcess::Start(yaml, &error);
+  }
+  ASSERT_TRUE(proxy_) << error;
+  WorkloadOptions o = Options();
+  o.template_tenants = kTemplateTenants;
+  // The suite runs alone (RUN_SERIAL): every backend of role app_rls is this pgtenant's.
+  std::atomic<bool> done{false};
+  std::atomic<int> peak{0};
+  std::thread sampler([&] {
+    pgtenant::testing::PGconnPtr s(PQconnectdb(pg.ConnInfo("postgres", pg.superuser, pg.superpass).c_str()));
+    for (int i = 0; i < 100000 && !done.load(); ++i) {  // bounded; ends with the run
+      int n = atoi(pgtenant::testing::QueryValue(
+                       s.get(), "select count(*) from pg_stat_activity where usename = 'app_rls'")
+                       .c_str());
+      if (n > peak.load()) peak = n;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  WorkloadReport r = Run(o);
+  done = true;
+  sampler.join();
+  ExpectIsolated(r);
+  EXPECT_LE(peak.load(), 30) << "more server connections than limits.max_server_connections";
+  EXPECT_GT(peak.load(), 0);
+  std::cout << "server connections at most " << peak.load() << " (budget 30)\n";
+  EXPECT_NE(ProxyLog().find("made from its template"), std::string::npos) << "no template pool was used";
 }
 
 // The same probe against any pooler (or PostgreSQL itself) named by PGTENANT_ISOLATION_TARGET.

@@ -357,7 +357,7 @@ void Worker::ResetAll(const char* sql) {
 }
 
 void Worker::SetLocalInTransaction() {
-  if (own_.empty() || own_ == "acme") return TransactionProbe();
+  if (own_.empty() || IsDedicated(own_)) return TransactionProbe();
   std::string t = RandomSharedTenant();
   Outcome b = Exec("BEGIN");
   if (!b.ok) return Unexpected("BEGIN", b);
@@ -380,6 +380,11 @@ std::string Worker::RandomSharedTenant() {
 
 std::string Worker::RandomTenant() {
   if (options_.use_acme && Rand(25) == 0) return "acme";
+  if (options_.template_tenants > 0 && Rand(8) == 0) {
+    char buf[16];
+    snprintf(buf, sizeof(buf), "d%03d", Rand(options_.template_tenants) % 1000);
+    return buf;
+  }
   return RandomSharedTenant();
 }
 

@@ -101,9 +101,14 @@ class Worker {
   void ReleasePin();
 
   // ---- tenants ----
-  std::string RandomTenant();        // t000..t099, sometimes acme
+  std::string RandomTenant();        // t000..t099, sometimes acme or a template tenant dNNN
   std::string RandomSharedTenant();  // t000..t099
-  static std::string DbOf(const std::string& tenant) { return tenant == "acme" ? "acme" : "app"; }
+  // A tenant with a database of its own: acme, or a template tenant dNNN (pgt_iso_dNNN).
+  static bool IsDedicated(const std::string& tenant) { return tenant == "acme" || (!tenant.empty() && tenant[0] == 'd'); }
+  static std::string DbOf(const std::string& tenant) {
+    if (tenant == "acme") return "acme";
+    return IsDedicated(tenant) ? "pgt_iso_" + tenant : "app";
+  }
   int Rand(int n) { return static_cast<int>(rng_() % static_cast<unsigned>(n)); }
 
   const int index_;

@@ -45,6 +45,9 @@ struct WorkloadOptions {
   bool strict_refusals = true;
   // Tenant acme (its own database, reached through the same user) is among the tenants.
   bool use_acme = true;
+  // Tenants d000..d(N-1), each in its own database pgt_iso_dNNN through a pool pgtenant makes
+  // from a template (pool_templates); 0 = none.
+  int template_tenants = 0;
   // Honest clients name their tenant inside every transaction (BEGIN; SET ...; probe; COMMIT)
   // instead of once per session: the only safe pattern on a pooler without tenant support.
   bool set_in_every_transaction = false;

@@ -94,6 +94,8 @@ struct ProxyConfigOptions {
   std::string listen_extra;
   // Appended to pool `shared`'s block, e.g. "    tls: require\n".
   std::string shared_pool_extra;
+  // Appended to the `tenants` block (after acme), e.g. "  t001: { template: dedicated }\n".
+  std::string tenants_extra;
   // Appended at the end; must only add top-level keys the standard config does not have.
   std::string extra_yaml;
 };

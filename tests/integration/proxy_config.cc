@@ -34,7 +34,7 @@ std::string ProxyConfig(int listen_port, const PgFixture& pg, const ProxyConfigO
     << "  acme:\n    host: 127.0.0.1\n    port: " << pg_port << "\n    database: acme\n"
     << "    user: app_rls\n    password: \"app_rls_pw\"\n    mode: transaction\n"
     << "    size: " << o.acme_size << "\n"
-    << "tenants:\n  acme: { pool: acme }\n";
+    << "tenants:\n  acme: { pool: acme }\n" << o.tenants_extra;
   if (!o.timeouts.empty()) {
     y << "timeouts:\n";
     for (const auto& [key, value] : o.timeouts) y << "  " << key << ": " << value << "\n";

@@ -94,6 +94,8 @@ struct Pool {
   // The most server connections of this pool one tenant may hold at once (0: no cap); a
   // tenant's own tenants.X.max_server_connections takes precedence (docs/configuration.md).
   int max_connections_per_tenant = 0;
+  // Server connections kept open even when idle (opened at start, never closed as idle).
+  int min_size = 0;
 };
 
 struct Tenant {

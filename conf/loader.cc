@@ -174,6 +174,7 @@ class ConfigDecoder {
           {"ca_file", Str(&pool.ca_file)},
           {"max_prepared_statements", Int(&pool.max_prepared_statements)},
           {"max_connections_per_tenant", Int(&pool.max_connections_per_tenant)},
+          {"min_size", Int(&pool.min_size)},
       });
     });
   }

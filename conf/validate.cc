@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <optional>
@@ -236,6 +237,7 @@ class Validator {
     Required(p + ".user", pool.user, "the role this pool logs in as");
     Secret(p, pool.password_env);  // neither is fine: the server may trust this role
     Range(p + ".size", pool.size, 1, INT32_MAX);
+    Range(p + ".min_size", pool.min_size, 0, std::max(pool.size, 0));
     Range(p + ".max_prepared_statements", pool.max_prepared_statements, 0, 100000);
     Range(p + ".max_connections_per_tenant", pool.max_connections_per_tenant, 0, INT32_MAX);
     if (pool.tls == ServerTlsMode::kVerifyFull) {

@@ -152,6 +152,7 @@ void AddPoolKeys(ConfigRows* rows, const conf::Config& c) {
               Int(d.max_prepared_statements));
     rows->Add(p + "max_connections_per_tenant", Int(pool.max_connections_per_tenant),
               Int(d.max_connections_per_tenant));
+    rows->Add(p + "min_size", Int(pool.min_size), Int(d.min_size));
   }
   const conf::Tenant dt;
   for (const auto& [id, tenant] : c.tenants) {

@@ -13,6 +13,8 @@ namespace {
 // After a failed connect, waiting clients fail at once; new requests within this window fail
 // fast too instead of each opening another doomed connection.
 constexpr uint64_t kConnectRetryBackoffMs = 200;
+// How long after a failed connect the janitor waits before opening min_size connections again.
+constexpr uint64_t kMinSizeRetryMs = 1000;
 
 uint64_t g_next_server_id = 1;
 
@@ -203,7 +205,7 @@ void Pool::Release(ServerSession* server) {
     ServeWaiters();
     return;
   }
-  if (pooler_->ServerSlotWantedFrom(this, server->pool_marks().budget_host) &&
+  if (server_count() > config_.min_size && pooler_->ServerSlotWantedFrom(this, server->pool_marks().budget_host) &&
       (waiting_.empty() || pooler_->HoldsMoreThanItsShare(this))) {
     // Another pool waits for a slot of the budget, and nobody here needs this connection, or
     // this pool holds more than its share: give it up, so that busy pools cannot starve the
@@ -303,10 +305,16 @@ void Pool::Maintain(uint64_t now_ms) {
     }
   }
   std::vector<ServerSession*> expired;
+  size_t kept = servers_.size();
   for (ServerSession* s : idle_) {
     bool idle_expired = t.server_idle > 0 && now_ms - s->last_used_ms() > static_cast<uint64_t>(t.server_idle);
     bool life_expired = t.server_lifetime > 0 && now_ms - s->created_ms() > static_cast<uint64_t>(t.server_lifetime);
-    if (idle_expired || life_expired) expired.push_back(s);
+    // min_size connections stay however long they idle; their lifetime still ends them.
+    if (idle_expired && !life_expired && kept <= static_cast<size_t>(config_.min_size)) continue;
+    if (idle_expired || life_expired) {
+      expired.push_back(s);
+      --kept;
+    }
   }
   for (ServerSession* s : expired) {
     idle_.erase(std::find(idle_.begin(), idle_.end(), s));
@@ -328,6 +336,12 @@ void Pool::Maintain(uint64_t now_ms) {
   }
   // Waiters left behind by an earlier connect failure get a fresh attempt.
   ServeWaiters();
+  // Up to min_size: connections opened ahead of need (not within a second of a failed connect).
+  const bool backing_off = last_connect_failure_ms_ != 0 && now_ms - last_connect_failure_ms_ < kMinSizeRetryMs;
+  while (!retired_ && !paused_ && !backing_off && !pooler_->shutting_down() &&
+         static_cast<int>(servers_.size()) < std::min(config_.min_size, config_.size)) {
+    if (!OpenServer()) break;  // the budget is spent
+  }
 }
 
 }  // namespace pgtenant::proxy

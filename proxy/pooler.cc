@@ -160,6 +160,7 @@ bool Pooler::EvictIdleServerFor(const Pool* pool, const std::string& host) {
   ServerSession* lru = nullptr;
   for (auto& [name, p] : pools_) {
     if (p.get() == pool || (same_host_only && p->BackendKey() != host)) continue;
+    if (p->server_count() <= p->config().min_size) continue;  // it would open it again
     ServerSession* s = p->LeastRecentlyUsedIdle();
     if (s != nullptr && (lru == nullptr || s->last_used_ms() < lru->last_used_ms())) {
       lru = s;

@@ -305,6 +305,48 @@ TEST_F(CorePoolingTest, WaitersGetTheServerInArrivalOrder) {
   }
 }
 
+// pools.X.min_size: that many connections open before any client needs one, and stay open
+// through timeouts.server_idle (1 s here), while the connections beyond it close when idle.
+TEST_F(CorePoolingTest, MinSizeConnectionsOpenAheadAndStayWhenIdle) {
+  ProxyConfigOptions options;
+  options.shared_size = 4;
+  options.shared_pool_extra = "    min_size: 2\n";
+  options.timeouts["server_idle"] = "1s";
+  PGT_START_TARGET(options, kProxyOnly);
+  PGconnPtr admin = Connect(ops::AdminConnInfo(TargetPort()));
+  ASSERT_TRUE(admin) << LastConnectError() << ProxyLog();
+  auto idle = [&] {
+    ops::Table pools = ops::RunAdmin(admin.get(), "SHOW POOLS");
+    EXPECT_TRUE(pools.ok()) << pools.error;
+    return pools.ok() ? ops::AsInt(pools.Where("database", "shared").at(0), "sv_idle") : -1;
+  };
+  long long n = -1;
+  for (int poll = 0; poll < 100 && n != 2; ++poll) {  // bounded: 5 s
+    n = idle();
+    if (n != 2) std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(n, 2) << "min_size connections were not opened ahead" << ProxyLog();
+  // Four clients in transactions at once make the pool open two more.
+  std::vector<PGconnPtr> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(Connect(ClientConnInfo(TenantOption(1 + i))));
+    ASSERT_TRUE(clients.back()) << LastConnectError();
+    ASSERT_EQ(QueryValue(clients.back().get(), "BEGIN"), "");
+    ASSERT_EQ(QueryValue(clients.back().get(), "select 1"), "1");
+  }
+  for (auto& c : clients) ASSERT_EQ(QueryValue(c.get(), "COMMIT"), "");
+  EXPECT_EQ(idle(), 4);
+  // After server_idle, the two beyond min_size close; min_size stay.
+  n = -1;
+  for (int poll = 0; poll < 100 && n != 2; ++poll) {
+    n = idle();
+    if (n != 2) std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(n, 2) << ProxyLog();
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_EQ(idle(), 2) << "min_size connections closed as idle";
+}
+
 // The schemas of search_path that exist, and extra_float_digits: two tracked settings that the
 // server does not report, one of them a list.
 constexpr const char* kSettingsProbe =

@@ -68,6 +68,7 @@ std::vector<Case> Cases() {
        "at least 0"},
       {"PerHostBudgetNegative", B("limits: {max_server_connections_per_host: -3}\n"),
        "limits.max_server_connections_per_host", 5, "at least 0"},
+      {"MinSizeAboveSize", B("    size: 3\n    min_size: 4\n"), "pools.p.min_size", 6, "between 0 and 3"},
       {"PoolPerTenantCapNegative", B("    max_connections_per_tenant: -1\n"), "pools.p.max_connections_per_tenant", 5,
        "at least 0"},
       {"ListenTlsMode", B("listen:\n  tls: {mode: on}\n"), "listen.tls.mode", 6, "disable | prefer | require"},

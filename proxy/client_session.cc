@@ -1,10 +1,9 @@
 #include "proxy/client_session.h"
 
-#include <utility>
-
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <utility>
 
 #include "protocol/byte_reader.h"
 #include "protocol/md5_auth.h"
@@ -492,7 +491,10 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
     }
     if (f.type == fe::kParse || f.type == fe::kClose) NoteStatementText(f);
     std::string unused;
-    if (InspectForTenancy(f, /*server_clean=*/true, &unused) == Verdict::kAnswered) {
+    const Verdict verdict = InspectForTenancy(f, /*server_clean=*/true, &unused);
+    // Only for the frame that asks for a server next (a Bind of a kDeferredNamingSelect).
+    const bool inspect_again = std::exchange(inspect_again_on_server_, false);
+    if (verdict == Verdict::kAnswered) {
       pos += f.total_size;
       continue;
     }
@@ -506,7 +508,7 @@ size_t ClientSession::HandleIdle(std::span<const uint8_t> data) {
       pos += f.total_size;
       continue;
     }
-    first_frame_inspected_ = !std::exchange(inspect_again_on_server_, false);  // else HandleActive looks again
+    first_frame_inspected_ = !inspect_again;  // HandleActive need not look at it again, unless asked
     first_needs_own_txn_ = FirstStatementNeedsOwnTransaction(f);
     if (!RequestServer(f)) {
       // Refused: the error is sent; skip this message (through its Sync) and go on.

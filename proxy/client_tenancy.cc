@@ -478,8 +478,10 @@ ClientSession::Verdict ClientSession::NameTenantForServerRun(const LocalStatemen
                                                              const protocol::BindMessage& bind) {
   // The block's tenant chooses the server; HandleActive looks at this Bind again there and
   // has the server run the statement (the path of a statement made while no server was held).
-  inspect_again_on_server_ = true;
-  if (!deferred_) return Verdict::kForward;  // the block ended: the statement runs alone
+  if (!deferred_) {
+    inspect_again_on_server_ = true;
+    return Verdict::kForward;  // the block ended: the statement runs alone
+  }
   if (deferred_->aborted) {
     AnswerError(AbortedBlockError(), false);
     return Verdict::kAnswered;
@@ -488,7 +490,6 @@ ClientSession::Verdict ClientSession::NameTenantForServerRun(const LocalStatemen
   for (const auto& p : bind.params) params.push_back(p ? std::optional<std::string>(std::string(*p)) : std::nullopt);
   std::optional<std::string> tenant;
   if (!BoundNamingTenant(statement.calls, params, &tenant)) {
-    inspect_again_on_server_ = false;
     AnswerError(Status::Error("22004", "pgtenant does not take a NULL set_config argument before the block has a "
                                        "server; name the tenant first"),
                 false);
@@ -496,10 +497,10 @@ ClientSession::Verdict ClientSession::NameTenantForServerRun(const LocalStatemen
   }
   Status s = NameTenantTheServerSets(tenant);
   if (!s.ok()) {
-    inspect_again_on_server_ = false;
     AnswerError(s, false);
     return Verdict::kAnswered;
   }
+  inspect_again_on_server_ = true;
   return Verdict::kForward;
 }
 

@@ -65,9 +65,11 @@ class FairQueue {
     return h;
   }
 
-  // REQUIRES: h is queued here. Removes that waiter; h is queued nowhere afterwards.
+  // Removes the waiter h points to (h must be one of this queue's, or queued nowhere: then
+  // nothing happens); h is queued nowhere afterwards.
   void Erase(Handle* h) {
     Lane* lane = h->lane_;
+    if (lane == nullptr) return;
     lane->waiters.erase(h->at_);
     --size_;
     *h = Handle();

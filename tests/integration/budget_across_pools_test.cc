@@ -31,6 +31,7 @@ class BudgetAcrossPoolsTest : public IntegrationTest {
     }
     ProxyConfigOptions options;
     options.extra_yaml = "limits:\n  max_server_connections: " + std::to_string(kBudget) + "\n";
+    options.tenants_extra = "  t201: { pool: b1 }\n  t202: { pool: b2 }\n";
     std::string error;
     for (int attempt = 0; attempt < 3 && !proxy_; ++attempt) {
       std::string yaml = ProxyConfig(FreePort(), pg, options);
@@ -40,8 +41,6 @@ class BudgetAcrossPoolsTest : public IntegrationTest {
                  "\n    database: " + kDatabase + "\n    user: app_rls\n    password: \"app_rls_pw\"\n    size: 3\n";
       }
       yaml.insert(yaml.find("pools:\n") + 7, pools);
-      const std::string tenants = "tenants:\n";
-      yaml.insert(yaml.find(tenants) + tenants.size(), "  t201: { pool: b1 }\n  t202: { pool: b2 }\n");
       proxy_ = ProxyProcess::Start(yaml, &error);
     }
     ASSERT_TRUE(proxy_) << error;

@@ -26,16 +26,9 @@ class FairWaitingTest : public IntegrationTest {
     ProxyConfigOptions options;
     options.shared_size = size;
     options.shared_pool_extra = shared_extra;
-    std::string error;
-    for (int attempt = 0; attempt < 3 && !proxy_; ++attempt) {
-      std::string yaml = ProxyConfig(FreePort(), PgFixture::Get(), options);
-      const std::string tenants = "tenants:\n  acme: { pool: acme }\n";
-      size_t at = yaml.find(tenants);
-      ASSERT_NE(at, std::string::npos);
-      yaml.insert(at + tenants.size(), tenants_extra);
-      proxy_ = ProxyProcess::Start(yaml, &error);
-    }
-    ASSERT_TRUE(proxy_) << error;
+    options.tenants_extra = tenants_extra;
+    StartTarget(options, /*direct_ok=*/false);
+    if (HasFatalFailure() || IsSkipped()) return;
     admin_ = Connect(ops::AdminConnInfo(TargetPort()));
     ASSERT_TRUE(admin_) << LastConnectError() << ProxyLog();
   }

@@ -46,12 +46,9 @@ class PoolTemplateTest : public IntegrationTest {
     options.extra_yaml = "pool_templates:\n  dedicated:\n    host: 127.0.0.1\n    port: " + std::to_string(pg.port) +
                          "\n    database: \"pgt_tpl_{tenant}\"\n    user: app_rls\n    password: \"app_rls_pw\"\n    " +
                          size_line + "\n";
-    std::string yaml = ProxyConfig(port, pg, options);
-    const std::string tenants = "tenants:\n";
-    std::string entries = "  t301: { template: dedicated }\n  t303: { template: dedicated, database: pgt_tpl_other }\n";
-    if (t302_on_template) entries += "  t302: { template: dedicated }\n";
-    yaml.insert(yaml.find(tenants) + tenants.size(), entries);
-    return yaml;
+    options.tenants_extra = "  t301: { template: dedicated }\n  t303: { template: dedicated, database: pgt_tpl_other }\n";
+    if (t302_on_template) options.tenants_extra += "  t302: { template: dedicated }\n";
+    return ProxyConfig(port, pg, options);
   }
 
   PGconnPtr Client(const std::string& tenant) {

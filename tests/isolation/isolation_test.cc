@@ -216,18 +216,16 @@ TEST_F(IsolationTest, TemplatePoolsUnderABudget) {
   options.extra_yaml = "limits:\n  max_server_connections: 30\npool_templates:\n  iso:\n    host: 127.0.0.1\n    port: " +
                        std::to_string(pg.port) +
                        "\n    database: \"pgt_iso_{tenant}\"\n    user: app_rls\n    password: \"app_rls_pw\"\n    size: 2\n";
-  std::string tenants;
   for (int i = 0; i < kTemplateTenants; ++i) {
     char line[48];
     snprintf(line, sizeof(line), "  d%03d: { template: iso }\n", i);
-    tenants += line;
+    options.tenants_extra += line;
   }
   std::string error;
   for (int attempt = 0; attempt < 3 && !proxy_; ++attempt) {
     std::string yaml = ProxyConfig(FreePort(), pg, options);
     Replace(&yaml, "listen:\n  host: 127.0.0.1\n",
             "listen:\n  host: 127.0.0.1\n  max_client_connections: " + std::to_string(clients_ + 100) + "\n");
-    Replace(&yaml, "tenants:\n", "tenants:\n" + tenants);
     if (HasFatalFailure()) return;
     proxy_ = ProxyProcess::Start(yaml, &error);
   }

@@ -543,6 +543,7 @@ void ServerSession::OnStreamEnd(int status) {
     stream_.Close();  // the backend exited after pgtenant's Terminate (Close)
     return;
   }
+  backend_gone_ = true;  // no Terminate, and no EOF to wait for (Close)
   ClientSession* c = client_;
   bool was_login = state_ == State::kLogin || state_ == State::kConnecting;
   Unlink();
@@ -570,7 +571,8 @@ void ServerSession::Close(const char* why) {
   LOG_DEBUG("pool %s: closing server connection %llu: %s", pool_->name().c_str(),
             static_cast<unsigned long long>(id_), why);
   bool resolving = state_ == State::kResolving && resolve_req_ != nullptr;
-  const bool terminate = state_ == State::kIdle || state_ == State::kActive || state_ == State::kResetting;
+  const bool terminate = !backend_gone_ &&
+                         (state_ == State::kIdle || state_ == State::kActive || state_ == State::kResetting);
   if (terminate) {
     std::string out;
     protocol::AppendTerminate(&out);

@@ -188,6 +188,7 @@ class ServerSession : public StreamHandler {
   std::shared_ptr<CancelGate> cancel_gate_;
   bool parked_ = false;  // transaction over, waiting for cancels in flight before reuse
   uint64_t closing_since_ms_ = 0;  // Close sent a Terminate and waits for the backend's EOF
+  bool backend_gone_ = false;      // the backend closed the connection or it failed
   bool corked_ = false;
   std::string cork_;
   int reset_pending_ = 0;        // ReadyForQuery answers to swallow while Resetting

@@ -305,6 +305,31 @@ TEST_F(CorePoolingTest, WaitersGetTheServerInArrivalOrder) {
   }
 }
 
+// A server connection whose backend is gone (terminated here) frees its place in the pool at
+// once: pgtenant waits for a backend's exit only after a Terminate of its own
+// (ServerSession::Close). Pool of one, so the next client needs that place.
+TEST_F(CorePoolingTest, TerminatedBackendFreesItsPlaceAtOnce) {
+  ProxyConfigOptions options;
+  options.shared_size = 1;
+  PGT_START_TARGET(options, kProxyOnly);
+  PGconnPtr first = Connect(ClientConnInfo(TenantOption(1)));
+  ASSERT_TRUE(first) << LastConnectError();
+  const std::string pid = QueryValue(first.get(), "select pg_backend_pid()");
+  ASSERT_FALSE(pid.empty());
+  const PgFixture& pg = PgFixture::Get();
+  PGconnPtr super = Connect(pg.ConnInfo("postgres", pg.superuser, pg.superpass));
+  ASSERT_TRUE(super) << LastConnectError();
+  ASSERT_EQ(QueryValue(super.get(), ("select pg_terminate_backend(" + pid + ")").c_str()), "t");
+  // Until pgtenant has read the backend's EOF the idle connection still looks usable; give it
+  // a moment, then the next statement must not wait for the dead one to linger out.
+  std::this_thread::sleep_for(milliseconds(200));
+  PGconnPtr second = Connect(ClientConnInfo(TenantOption(2)));
+  ASSERT_TRUE(second) << LastConnectError();
+  const auto start = Clock::now();
+  EXPECT_EQ(QueryValue(second.get(), "select 1"), "1") << ProxyLog();
+  EXPECT_LT(Clock::now() - start, milliseconds(1000)) << "waited for the dead connection's place";
+}
+
 // pools.X.min_size: that many connections open before any client needs one, and stay open
 // through timeouts.server_idle (1 s here), while the connections beyond it close when idle.
 TEST_F(CorePoolingTest, MinSizeConnectionsOpenAheadAndStayWhenIdle) {

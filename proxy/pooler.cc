@@ -509,11 +509,12 @@ void Pooler::Maintain() {
   for (auto& [name, pool] : pools_) pool->Maintain(now);
   // A tenant's pool made from a template goes once it has no server connection left (they
   // close after timeouts.server_idle) and nobody waits: a thousand tenants cost nothing while
-  // they sleep. It is made again on the tenant's next use.
+  // they sleep. It is made again on the tenant's next use. Its metric series stay, as a
+  // configured pool's do: the tenant's usage entry keeps its series handle, and the counters
+  // go on when the pool comes back.
   for (auto it = pools_.begin(); it != pools_.end();) {
     if (it->first.find('/') != std::string::npos && it->second->Drained() && !it->second->paused()) {
       LOG_DEBUG("pool %s: idle, dropped until its tenant's next use", it->first.c_str());
-      metrics_->ForgetPool(it->first);
       it = pools_.erase(it);
     } else {
       ++it;

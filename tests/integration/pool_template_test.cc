@@ -5,6 +5,7 @@
 // reload updates or retires it.
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -30,7 +31,12 @@ class PoolTemplateTest : public IntegrationTest {
     }
     std::string error;
     for (int attempt = 0; attempt < 3 && !proxy_; ++attempt) {
+      metrics_port_ = FreePort();
       yaml_ = Config(FreePort(), "size: 2");
+      const std::string off = "metrics:\n  port: 0\n";
+      ASSERT_NE(yaml_.find(off), std::string::npos);
+      yaml_.replace(yaml_.find(off), off.size(),
+                    "metrics:\n  host: 127.0.0.1\n  port: " + std::to_string(metrics_port_) + "\n");
       proxy_ = ProxyProcess::Start(yaml_, &error);
     }
     ASSERT_TRUE(proxy_) << error;
@@ -79,7 +85,16 @@ class PoolTemplateTest : public IntegrationTest {
     ASSERT_TRUE(r.ok()) << r.error << ProxyLog();
   }
 
+  // pgtenant_transactions_total of tenant t301 on its pool (-1: not in the scrape).
+  double Transactions() {
+    std::string error;
+    std::optional<double> v = ops::ScrapeValue(metrics_port_, "pgtenant_transactions_total",
+                                               {{"pool", "dedicated/t301"}, {"tenant", "t301"}}, &error);
+    return v ? *v : -1;
+  }
+
   std::string yaml_;
+  int metrics_port_ = 0;
   PGconnPtr admin_;
 };
 
@@ -101,9 +116,13 @@ TEST_F(PoolTemplateTest, EachTenantGetsItsOwnPoolOnFirstUseAndLosesItWhenIdle) {
   EXPECT_EQ(QueryValue(shared.get(), "select current_database()"), "app");
   // Idle: the server connection closes after server_idle, and the pool goes.
   EXPECT_TRUE(WaitListed("dedicated/t301", 0)) << ProxyLog();
-  // The client stays connected; its next statement makes the pool again.
+  const double before = Transactions();
+  EXPECT_GE(before, 1) << "the tenant's transactions are in /metrics";
+  // The client stays connected; its next statement makes the pool again, and its metrics go on
+  // counting on the same series.
   EXPECT_EQ(QueryValue(a.get(), "select current_database()"), "pgt_tpl_t301") << ProxyLog();
   EXPECT_EQ(Listed("dedicated/t301"), 1u);
+  EXPECT_EQ(Transactions(), before + 1) << "the pool made again counts into nothing";
 }
 
 TEST_F(PoolTemplateTest, ReloadUpdatesATemplatesPoolsAndRetiresATenantThatLeavesIt) {

@@ -34,14 +34,16 @@ struct Listen {
   ClientTls tls;
 };
 
-enum class TenantLabels { kAll, kDedicated, kNone };
+enum class TenantLabels { kBusiest, kAll, kDedicated, kNone };
 
 struct Metrics {
   std::string host = "127.0.0.1";
   int port = 9930;  // 0 = off
   // Which tenants get their own label on the per-tenant series (see metrics/metrics.h for the
-  // series counts): every tenant, only tenants with a pool other than the default, or none.
-  TenantLabels tenant_labels = TenantLabels::kDedicated;
+  // series counts): the busiest_tenants tenants with the most server time lately, every tenant,
+  // only tenants with a pool other than the default, or none.
+  TenantLabels tenant_labels = TenantLabels::kBusiest;
+  int busiest_tenants = 20;
 };
 
 struct Admin {

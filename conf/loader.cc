@@ -95,8 +95,10 @@ class ConfigDecoder {
   void Metrics(const Node& node, const Path& path) {
     r_.ReadMap(node, path, {{"host", Str(&c_.metrics.host)},
                             {"port", Int(&c_.metrics.port)},
+                            {"busiest_tenants", Int(&c_.metrics.busiest_tenants)},
                             {"tenant_labels", Enum(&c_.metrics.tenant_labels,
-                                                   {{"all", TenantLabels::kAll},
+                                                   {{"busiest", TenantLabels::kBusiest},
+                                                    {"all", TenantLabels::kAll},
                                                     {"dedicated", TenantLabels::kDedicated},
                                                     {"none", TenantLabels::kNone}})}});
   }

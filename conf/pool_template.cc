@@ -13,6 +13,8 @@ std::string Substitute(std::string text, const std::string& tenant) {
 
 }  // namespace
 
+std::string_view MetricsPoolName(std::string_view pool) { return pool.substr(0, pool.find('/')); }
+
 std::string TemplatePoolName(std::string_view template_name, std::string_view tenant) {
   std::string name(template_name);
   name += '/';

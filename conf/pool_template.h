@@ -17,6 +17,11 @@ namespace pgtenant::conf {
 // "TEMPLATE/TENANT". A configured pool's name cannot contain '/', so the two never collide.
 std::string TemplatePoolName(std::string_view template_name, std::string_view tenant);
 
+// The name a pool reports its metrics under: a pool made from a template reports under the
+// template's name (one set of pool series for a thousand tenants; the tenant label tells them
+// apart), any other pool under its own.
+std::string_view MetricsPoolName(std::string_view pool);
+
 // The pool config `name` stands for in `config`: pools.NAME, or the pool a template makes for
 // the tenant that names it (nullopt: neither, e.g. the tenant left the template meanwhile).
 std::optional<Pool> PoolConfigFor(const Config& config, const std::string& name);

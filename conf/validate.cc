@@ -172,6 +172,8 @@ class Validator {
   void Metrics() {
     Range("metrics.port", c_.metrics.port, 0, 65535);
     if (c_.metrics.port != 0) Required("metrics.host", c_.metrics.host, "or set metrics.port: 0");
+    // Each label costs 25 series (docs/operations.md); a thousand is already a big scrape.
+    Range("metrics.busiest_tenants", c_.metrics.busiest_tenants, 1, 1000);
   }
 
   void Admin() {

@@ -9,6 +9,8 @@
 //                               being reset before reuse), login (connecting or logging in)
 //   direction (tenant_bytes):   in (client -> pgtenant), out (pgtenant -> client)
 //   result (config_reloads):    success, failure
+//   pool:                       the pool's name; a pool made from a template reports under the
+//                               template's name (its tenant label tells the tenants apart)
 //   tenant:                     the tenant id, or "_other" / "_all" (see TenantLabels in metrics.h),
 //                               or "_none" for a session that has no tenant (require_tenant: false)
 //
@@ -39,6 +41,8 @@ enum class MetricId {
   kTenantServerSeconds,
   kTenantBytes,
   kTenantErrors,
+  kTenantWaiting,
+  kTenantWaitSeconds,
   kConfigReloads,
   kConfigLastReloadSuccess,
   kCount,  // not a metric: the number of entries
@@ -89,6 +93,10 @@ inline constexpr MetricDef kMetricDefs[] = {
      {"pool", "tenant", "direction"}, "Protocol bytes between clients and pgtenant, by tenant."},
     {MetricId::kTenantErrors, "pgtenant_tenant_errors_total", MetricType::kCounter,
      {"pool", "tenant"}, "ErrorResponses sent to the tenant's clients (from servers or pgtenant)."},
+    {MetricId::kTenantWaiting, "pgtenant_tenant_waiting_clients", MetricType::kGauge,
+     {"pool", "tenant"}, "The tenant's clients waiting for a server connection of the pool now."},
+    {MetricId::kTenantWaitSeconds, "pgtenant_tenant_wait_seconds", MetricType::kHistogram,
+     {"pool", "tenant"}, "Time the tenant's transactions waited for a server connection."},
     {MetricId::kConfigReloads, "pgtenant_config_reloads_total", MetricType::kCounter, {"result"},
      "Configuration reloads by result (success, failure)."},
     {MetricId::kConfigLastReloadSuccess, "pgtenant_config_last_reload_success_timestamp_seconds",

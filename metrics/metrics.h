@@ -19,21 +19,29 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace pgtenant::metrics {
 
 // Per-tenant label policy (config key metrics.tenant_labels). Tenants are unbounded, so this decides
-// how many series the tenant metrics make. Each (pool, tenant label) pair makes 6 series:
-// transactions, queries, server_seconds, errors and bytes{in,out}. Each pool adds 7 state gauges,
-// 2 more gauges and 2 histograms (18 and 19 series with buckets, _sum and _count): 46 per pool.
+// how many series the tenant metrics make. Each (pool, tenant label) pair makes 25 series:
+// transactions, queries, server_seconds, errors, bytes{in,out}, the waiting-clients gauge and the
+// wait histogram (18 series with buckets, _sum and _count). Each pool adds 7 state gauges, 2 more
+// gauges and 2 histograms (18 and 19 series): 46 per pool.
 enum class TenantLabels {
-  // One tenant label per tenant: 6 series per tenant (per pool it has used).
+  // The `busiest_tenants` (K) tenants with the most server time lately, over every pool, get their
+  // own label; every other tenant is counted under tenant="_other" of its pool. RankBusiestTenants()
+  // re-ranks; a tenant that leaves the top K goes back to "_other" (its own series leave the
+  // scrape), and one that enters starts its own series from zero. At most 25 x (K + pools + 1).
+  kBusiest,
+  // One tenant label per tenant: 25 series per tenant (per pool it has used).
   kAll,
   // Only tenants served by a pool other than the default pool (tenancy.default_pool) get their
   // label; every tenant on the default pool is counted under tenant="_other". With no default
-  // pool every tenant is listed, so this is kAll. 6 series per dedicated tenant + 6 per pool.
+  // pool every tenant is listed, so this is kAll. 25 series per dedicated tenant + 25 per pool.
   kDedicated,
-  // tenant="_all" everywhere: 6 series per pool, none per tenant.
+  // tenant="_all" everywhere: 25 series per pool, none per tenant.
   kNone,
 };
 
@@ -67,7 +75,8 @@ class Metrics {
   // meant to be cached by the caller.
   virtual PoolHandle* Pool(const std::string& pool) = 0;
   // The handle for a tenant's traffic on a pool. Under kDedicated/kNone several tenants share one
-  // handle. Cached: the same (pool, tenant) returns the same handle until SetDefaultPool().
+  // handle; under kBusiest each (pool, tenant) has its own, whose series change with the ranking.
+  // Cached: the same (pool, tenant) returns the same handle until SetDefaultPool().
   virtual TenantHandle* Tenant(const std::string& pool, const std::string& tenant) = 0;
 
   // Per-tenant traffic. server_seconds: how long the transaction held its server connection.
@@ -75,6 +84,17 @@ class Metrics {
   virtual void OnQuery(TenantHandle* tenant) = 0;
   virtual void OnBytes(TenantHandle* tenant, uint64_t in, uint64_t out) = 0;
   virtual void OnError(TenantHandle* tenant) = 0;
+
+  // How long one of the tenant's transactions waited for a server connection (0 when one was
+  // free); recorded with OnWait of its pool.
+  virtual void OnTenantWait(TenantHandle* tenant, double seconds) = 0;
+  // Clients waiting for a server connection right now, per handle; handles not listed have none.
+  // Called with the pool gauges (once a second).
+  virtual void SetTenantWaiting(const std::vector<std::pair<TenantHandle*, int64_t>>& waiting) = 0;
+  // kBusiest: ranks the tenants by their recent server time and moves labels to the K busiest.
+  // Called every kRankIntervalSeconds; a no-op under the other policies.
+  static constexpr int kRankIntervalSeconds = 10;
+  virtual void RankBusiestTenants() = 0;
 
   // Per-pool histograms.
   virtual void OnWait(PoolHandle* pool, double seconds) = 0;

@@ -14,6 +14,9 @@ class NullMetrics final : public Metrics {
   void OnQuery(TenantHandle*) override {}
   void OnBytes(TenantHandle*, uint64_t, uint64_t) override {}
   void OnError(TenantHandle*) override {}
+  void OnTenantWait(TenantHandle*, double) override {}
+  void SetTenantWaiting(const std::vector<std::pair<TenantHandle*, int64_t>>&) override {}
+  void RankBusiestTenants() override {}
   void OnWait(PoolHandle*, double) override {}
   void OnTransactionDuration(PoolHandle*, double) override {}
   void SetClientCounts(PoolHandle*, const ClientCounts&) override {}

@@ -8,6 +8,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <array>
 #include <exception>
 #include <unordered_map>
@@ -41,14 +42,37 @@ struct PromPool : PoolHandle {
   Histogram* transaction = nullptr;
 };
 
-struct PromTenant : TenantHandle {
+// The series of one (pool, tenant label).
+struct LabelSeries {
   Counter* transactions = nullptr;
   Counter* queries = nullptr;
   Counter* server_seconds = nullptr;
   Counter* bytes_in = nullptr;
   Counter* bytes_out = nullptr;
   Counter* errors = nullptr;
+  Gauge* waiting = nullptr;
+  Histogram* wait = nullptr;
+  int64_t waiting_now = 0;  // SetTenantWaiting's sum, before it is set
 };
+
+// What Tenant() hands out: the series it counts into now. Under kBusiest one per (pool, tenant),
+// which also keeps the tenant's recent server time for the ranking; under the other policies
+// one per label, shared by the tenants of that label.
+struct PromTenant : TenantHandle {
+  LabelSeries* series = nullptr;
+  std::string tenant;         // kBusiest: the tenant it counts for
+  double recent_seconds = 0;  // kBusiest: server time since the last ranking
+  double score = 0;           // kBusiest: decayed server time, the ranking's measure
+  bool labelled = false;      // kBusiest: counts under its own label now
+};
+
+// kBusiest ranking: every kRankIntervalSeconds the score decays by this factor before the new
+// server time is added, a half-life of about a minute (0.89^6 = 0.5), so "busiest" means lately,
+// not since start.
+constexpr double kScoreDecay = 0.89;
+// A labelled tenant keeps its label against a challenger unless the challenger's score beats its
+// own by this factor: two tenants of nearly equal load do not swap labels at every ranking.
+constexpr double kIncumbentBonus = 1.25;
 
 constexpr std::array<const char*, 3> kClientStates = {"active", "waiting", "idle"};
 constexpr std::array<const char*, 4> kServerStates = {"active", "idle", "used", "login"};
@@ -68,11 +92,13 @@ std::string BindAddress(const PrometheusOptions& o) {
 struct PrometheusMetrics::State {
   struct PoolEntry {
     std::unique_ptr<PromPool> handle;
-    std::unordered_map<std::string, std::unique_ptr<PromTenant>> tenants;  // by tenant label
+    std::unordered_map<std::string, std::unique_ptr<LabelSeries>> labels;  // by tenant label
+    // Handles: by tenant label (fixed policies, and kBusiest's "_none") or by tenant (kBusiest).
+    std::unordered_map<std::string, std::unique_ptr<PromTenant>> tenants;
   };
 
   explicit State(const PrometheusOptions& o)
-      : tenant_labels(o.tenant_labels), default_pool(o.default_pool),
+      : tenant_labels(o.tenant_labels), busiest_tenants(o.busiest_tenants), default_pool(o.default_pool),
         registry(std::make_shared<prometheus::Registry>()),
         wait_buckets(Buckets(kWaitBuckets)), transaction_buckets(Buckets(kTransactionBuckets)),
         dead_histogram(Histogram::BucketBoundaries{}) {
@@ -86,6 +112,8 @@ struct PrometheusMetrics::State {
     reload_failure = &C(MetricId::kConfigReloads).Add({{"result", "failure"}});
     last_reload = &G(MetricId::kConfigLastReloadSuccess).Add({});
     last_reload->SetToCurrentTime();
+    dead_series = LabelSeries{&dead_counter, &dead_counter, &dead_counter, &dead_counter, &dead_counter,
+                              &dead_counter, &dead_gauge, &dead_histogram};
   }
 
   void Register(const MetricDef& def) {
@@ -130,18 +158,52 @@ struct PrometheusMetrics::State {
     return h;
   }
 
-  std::unique_ptr<PromTenant> NewTenant(const std::string& pool, const std::string& label) {
-    auto h = std::make_unique<PromTenant>();
-    Labels labels{{"pool", pool}, {"tenant", label}};
-    h->transactions = &C(MetricId::kTransactions).Add(labels);
-    h->queries = &C(MetricId::kQueries).Add(labels);
-    h->server_seconds = &C(MetricId::kTenantServerSeconds).Add(labels);
-    h->errors = &C(MetricId::kTenantErrors).Add(labels);
-    labels["direction"] = "in";
-    h->bytes_in = &C(MetricId::kTenantBytes).Add(labels);
-    labels["direction"] = "out";
-    h->bytes_out = &C(MetricId::kTenantBytes).Add(labels);
-    return h;
+  // The series of (pool, label), created on first use.
+  LabelSeries* Series(const std::string& pool, const std::string& label) {
+    std::unique_ptr<LabelSeries>& slot = Entry(pool).labels[label];
+    if (!slot) {
+      slot = std::make_unique<LabelSeries>();
+      Labels labels{{"pool", pool}, {"tenant", label}};
+      slot->transactions = &C(MetricId::kTransactions).Add(labels);
+      slot->queries = &C(MetricId::kQueries).Add(labels);
+      slot->server_seconds = &C(MetricId::kTenantServerSeconds).Add(labels);
+      slot->errors = &C(MetricId::kTenantErrors).Add(labels);
+      slot->waiting = &G(MetricId::kTenantWaiting).Add(labels);
+      slot->wait = &H(MetricId::kTenantWaitSeconds).Add(labels, wait_buckets);
+      labels["direction"] = "in";
+      slot->bytes_in = &C(MetricId::kTenantBytes).Add(labels);
+      labels["direction"] = "out";
+      slot->bytes_out = &C(MetricId::kTenantBytes).Add(labels);
+    }
+    return slot.get();
+  }
+
+  // Takes a label's series out of the registry. No handle may point at `s` any more.
+  void RemoveSeries(LabelSeries& s) {
+    C(MetricId::kTransactions).Remove(s.transactions);
+    C(MetricId::kQueries).Remove(s.queries);
+    C(MetricId::kTenantServerSeconds).Remove(s.server_seconds);
+    C(MetricId::kTenantErrors).Remove(s.errors);
+    C(MetricId::kTenantBytes).Remove(s.bytes_in);
+    C(MetricId::kTenantBytes).Remove(s.bytes_out);
+    G(MetricId::kTenantWaiting).Remove(s.waiting);
+    H(MetricId::kTenantWaitSeconds).Remove(s.wait);
+  }
+
+  // kBusiest: moves the handle of `pool`'s tenant to its own label or back to "_other".
+  void Relabel(const std::string& pool, PromTenant& t, bool own) {
+    if (t.labelled == own) return;
+    t.labelled = own;
+    if (own) {
+      t.series = Series(pool, t.tenant);
+      return;
+    }
+    t.series = Series(pool, kOtherTenant);
+    PoolEntry& entry = pools[pool];
+    auto it = entry.labels.find(t.tenant);
+    if (it == entry.labels.end()) return;
+    RemoveSeries(*it->second);
+    entry.labels.erase(it);
   }
 
   // Takes the pool's series out of the registry and points its handles at unregistered metrics,
@@ -155,18 +217,16 @@ struct PrometheusMetrics::State {
     H(MetricId::kWaitSeconds).Remove(std::exchange(p.wait, &dead_histogram));
     H(MetricId::kTransactionDuration).Remove(std::exchange(p.transaction, &dead_histogram));
     retired_pools.push_back(std::move(entry.handle));
-    for (auto& [label, t] : entry.tenants) {
-      C(MetricId::kTransactions).Remove(std::exchange(t->transactions, &dead_counter));
-      C(MetricId::kQueries).Remove(std::exchange(t->queries, &dead_counter));
-      C(MetricId::kTenantServerSeconds).Remove(std::exchange(t->server_seconds, &dead_counter));
-      C(MetricId::kTenantErrors).Remove(std::exchange(t->errors, &dead_counter));
-      C(MetricId::kTenantBytes).Remove(std::exchange(t->bytes_in, &dead_counter));
-      C(MetricId::kTenantBytes).Remove(std::exchange(t->bytes_out, &dead_counter));
+    for (auto& [key, t] : entry.tenants) {
+      t->series = &dead_series;
+      t->labelled = false;
       retired_tenants.push_back(std::move(t));
     }
+    for (auto& [label, series] : entry.labels) RemoveSeries(*series);
   }
 
   TenantLabels tenant_labels;
+  int busiest_tenants;
   std::optional<std::string> default_pool;
   std::shared_ptr<prometheus::Registry> registry;
   std::array<Family<Counter>*, kMetricCount> counters{};
@@ -188,6 +248,7 @@ struct PrometheusMetrics::State {
   Counter dead_counter;
   Gauge dead_gauge;
   Histogram dead_histogram;
+  LabelSeries dead_series;
 
   // Last member: destroyed first, so no scrape runs while the registry is torn down.
   std::unique_ptr<prometheus::Exposer> exposer;
@@ -227,7 +288,14 @@ PoolHandle* PrometheusMetrics::Pool(const std::string& pool) {
 }
 
 std::string PrometheusMetrics::TenantLabel(const std::string& pool, const std::string& tenant) const {
+  if (tenant.empty() && state_->tenant_labels != TenantLabels::kNone) return kNoTenant;
   switch (state_->tenant_labels) {
+    case TenantLabels::kBusiest: {
+      auto entry = state_->pools.find(pool);
+      if (entry == state_->pools.end()) return kOtherTenant;
+      auto it = entry->second.tenants.find(tenant);
+      return it != entry->second.tenants.end() && it->second->labelled ? tenant : kOtherTenant;
+    }
     case TenantLabels::kAll:
       break;
     case TenantLabels::kDedicated:
@@ -236,37 +304,89 @@ std::string PrometheusMetrics::TenantLabel(const std::string& pool, const std::s
     case TenantLabels::kNone:
       return kAllTenants;
   }
-  return tenant.empty() ? kNoTenant : tenant;
+  return tenant;
 }
 
 TenantHandle* PrometheusMetrics::Tenant(const std::string& pool, const std::string& tenant) {
-  std::string label = TenantLabel(pool, tenant);
-  std::unique_ptr<PromTenant>& slot = state_->Entry(pool).tenants[label];
-  if (!slot) slot = state_->NewTenant(pool, label);
+  bool ranked = state_->tenant_labels == TenantLabels::kBusiest && !tenant.empty();
+  std::string key = ranked ? tenant : TenantLabel(pool, tenant);
+  std::unique_ptr<PromTenant>& slot = state_->Entry(pool).tenants[key];
+  if (!slot) {
+    slot = std::make_unique<PromTenant>();
+    // A ranked tenant starts under "_other": a label is earned by server time, at the next ranking.
+    slot->series = state_->Series(pool, ranked ? kOtherTenant : key);
+    if (ranked) slot->tenant = tenant;
+  }
   return slot.get();
 }
 
 void PrometheusMetrics::OnTransaction(TenantHandle* tenant, double server_seconds) {
   if (tenant == nullptr) return;
   auto* t = static_cast<PromTenant*>(tenant);
-  t->transactions->Increment();
-  t->server_seconds->Increment(server_seconds);
+  t->series->transactions->Increment();
+  t->series->server_seconds->Increment(server_seconds);
+  t->recent_seconds += server_seconds;
 }
 
 void PrometheusMetrics::OnQuery(TenantHandle* tenant) {
-  if (tenant != nullptr) static_cast<PromTenant*>(tenant)->queries->Increment();
+  if (tenant != nullptr) static_cast<PromTenant*>(tenant)->series->queries->Increment();
 }
 
 void PrometheusMetrics::OnBytes(TenantHandle* tenant, uint64_t in, uint64_t out) {
   if (tenant == nullptr) return;
-  auto* t = static_cast<PromTenant*>(tenant);
+  LabelSeries* s = static_cast<PromTenant*>(tenant)->series;
   // Skipping zero adds saves a compare-exchange loop on the common one-direction call.
-  if (in != 0) t->bytes_in->Increment(static_cast<double>(in));
-  if (out != 0) t->bytes_out->Increment(static_cast<double>(out));
+  if (in != 0) s->bytes_in->Increment(static_cast<double>(in));
+  if (out != 0) s->bytes_out->Increment(static_cast<double>(out));
 }
 
 void PrometheusMetrics::OnError(TenantHandle* tenant) {
-  if (tenant != nullptr) static_cast<PromTenant*>(tenant)->errors->Increment();
+  if (tenant != nullptr) static_cast<PromTenant*>(tenant)->series->errors->Increment();
+}
+
+void PrometheusMetrics::OnTenantWait(TenantHandle* tenant, double seconds) {
+  if (tenant != nullptr) static_cast<PromTenant*>(tenant)->series->wait->Observe(seconds);
+}
+
+void PrometheusMetrics::SetTenantWaiting(const std::vector<std::pair<TenantHandle*, int64_t>>& waiting) {
+  for (const auto& [handle, n] : waiting) {
+    if (handle != nullptr) static_cast<PromTenant*>(handle)->series->waiting_now += n;
+  }
+  // Every label is set, so a label whose clients stopped waiting goes back to 0.
+  for (auto& [pool, entry] : state_->pools) {
+    for (auto& [label, series] : entry.labels) {
+      series->waiting->Set(static_cast<double>(series->waiting_now));
+      series->waiting_now = 0;
+    }
+  }
+  state_->dead_series.waiting_now = 0;
+}
+
+void PrometheusMetrics::RankBusiestTenants() {
+  if (state_->tenant_labels != TenantLabels::kBusiest) return;
+  struct Candidate {
+    const std::string* pool;
+    PromTenant* tenant;
+    double rank;
+  };
+  std::vector<Candidate> candidates;
+  for (auto& [pool, entry] : state_->pools) {
+    for (auto& [key, t] : entry.tenants) {
+      if (t->tenant.empty()) continue;  // "_none": always its own label
+      t->score = t->score * kScoreDecay + t->recent_seconds;
+      t->recent_seconds = 0;
+      if (t->score <= 0 && !t->labelled) continue;
+      candidates.push_back({&pool, t.get(), t->labelled ? t->score * kIncumbentBonus : t->score});
+    }
+  }
+  size_t k = std::min(candidates.size(), static_cast<size_t>(std::max(state_->busiest_tenants, 0)));
+  std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(k), candidates.end(),
+                    [](const Candidate& a, const Candidate& b) { return a.rank > b.rank; });
+  // Labels leave before they are given, so the scrape never holds more than K of them.
+  for (size_t i = k; i < candidates.size(); ++i) state_->Relabel(*candidates[i].pool, *candidates[i].tenant, false);
+  for (size_t i = 0; i < k; ++i) {
+    state_->Relabel(*candidates[i].pool, *candidates[i].tenant, candidates[i].tenant->score > 0);
+  }
 }
 
 void PrometheusMetrics::OnWait(PoolHandle* pool, double seconds) {

@@ -22,6 +22,7 @@ namespace pgtenant::metrics {
 
 struct PrometheusOptions {
   TenantLabels tenant_labels = TenantLabels::kAll;
+  int busiest_tenants = 20;  // K of TenantLabels::kBusiest (metrics.busiest_tenants)
   std::optional<std::string> default_pool;  // tenancy.default_pool, for TenantLabels::kDedicated
   std::string version;                      // pgtenant_build_info{version}
   // HTTP endpoint. serve_http == false builds the registry only (Scrape() still works). port 0
@@ -52,6 +53,9 @@ class PrometheusMetrics final : public Metrics {
   void OnQuery(TenantHandle* tenant) override;
   void OnBytes(TenantHandle* tenant, uint64_t in, uint64_t out) override;
   void OnError(TenantHandle* tenant) override;
+  void OnTenantWait(TenantHandle* tenant, double seconds) override;
+  void SetTenantWaiting(const std::vector<std::pair<TenantHandle*, int64_t>>& waiting) override;
+  void RankBusiestTenants() override;
   void OnWait(PoolHandle* pool, double seconds) override;
   void OnTransactionDuration(PoolHandle* pool, double seconds) override;
   void SetClientCounts(PoolHandle* pool, const ClientCounts& counts) override;

@@ -17,7 +17,7 @@ using Cell = std::optional<std::string>;
 // restart; the metrics endpoint is bound once at start as well).
 bool NeedsRestart(const std::string& key) {
   return key == "listen.host" || key == "listen.port" || key == "metrics.host" ||
-         key == "metrics.port" || key == "metrics.tenant_labels";
+         key == "metrics.port" || key == "metrics.tenant_labels" || key == "metrics.busiest_tenants";
 }
 
 class ConfigRows {
@@ -66,6 +66,7 @@ const char* Name(conf::AuthType t) {
 }
 const char* Name(conf::TenantLabels t) {
   switch (t) {
+    case conf::TenantLabels::kBusiest: return "busiest";
     case conf::TenantLabels::kAll: return "all";
     case conf::TenantLabels::kDedicated: return "dedicated";
     case conf::TenantLabels::kNone: return "none";
@@ -112,6 +113,7 @@ void AddProcessKeys(ConfigRows* rows, const conf::Config& c) {
   rows->Add("metrics.host", c.metrics.host, d.metrics.host);
   rows->Add("metrics.port", Int(c.metrics.port), Int(d.metrics.port));
   rows->Add("metrics.tenant_labels", Name(c.metrics.tenant_labels), Name(d.metrics.tenant_labels));
+  rows->Add("metrics.busiest_tenants", Int(c.metrics.busiest_tenants), Int(d.metrics.busiest_tenants));
   rows->Add("admin.database", c.admin.database, d.admin.database);
   rows->Add("admin.users", Join(c.admin.users), std::nullopt);
   rows->Add("auth.type", Name(c.auth.type), Name(d.auth.type));

@@ -59,6 +59,8 @@ class ClientSession : public StreamHandler {
   ServerSession* server() const { return server_; }
   uint64_t connected_ms() const { return connected_ms_; }
   uint64_t wait_started_ms() const { return wait_started_ms_; }
+  // The usage counters of the (pool, tenant) this client counts under; null before it has a pool.
+  TenantUsage* usage() const { return usage_; }
   std::string peer() { return stream_.PeerName(); }
   // Its ClientRegistry slot, also the process id of its cancel key.
   int32_t slot() const { return slot_; }

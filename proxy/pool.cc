@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "conf/pool_template.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
 #include "proxy/pooler.h"
@@ -29,7 +30,9 @@ Pool::~Pool() {
 }
 
 metrics::PoolHandle* Pool::metrics_handle() {
-  if (metrics_handle_ == nullptr) metrics_handle_ = pooler_->metrics().Pool(config_.name);
+  if (metrics_handle_ == nullptr) {
+    metrics_handle_ = pooler_->metrics().Pool(std::string(conf::MetricsPoolName(config_.name)));
+  }
   return metrics_handle_;
 }
 
@@ -190,7 +193,7 @@ void Pool::CloseIdleForBudget(ServerSession* server) {
 }
 
 void Pool::HandOver(ServerSession* server, ClientSession* client) {
-  pooler_->AccountWait(this, (NowMs() - client->wait_started_ms()) * 1000);
+  pooler_->AccountWait(this, client->usage(), (NowMs() - client->wait_started_ms()) * 1000);
   CountHold(server, client->WaitLane());
   client->OnServerAssigned(server);
 }

@@ -472,8 +472,9 @@ Status Pooler::Reload(std::vector<std::string>* restart_notes) {
     needs_restart("listen.host/port changed; that needs a restart and is ignored until then");
   }
   if (r.config->metrics.port != config_->metrics.port || r.config->metrics.host != config_->metrics.host ||
-      r.config->metrics.tenant_labels != config_->metrics.tenant_labels) {
-    needs_restart("metrics.host/port/tenant_labels changed; that needs a restart");
+      r.config->metrics.tenant_labels != config_->metrics.tenant_labels ||
+      r.config->metrics.busiest_tenants != config_->metrics.busiest_tenants) {
+    needs_restart("metrics.host/port/tenant_labels/busiest_tenants changed; that needs a restart");
   }
   std::optional<std::string> old_default = config_->tenancy.default_pool;
   ApplyConfig(r.config);
@@ -523,9 +524,11 @@ void Pooler::Maintain() {
   for (auto it = retired_pools_.begin(); it != retired_pools_.end();) {
     it->second->Maintain(now);
     if (it->second->Drained()) {
-      // Its series go too, unless a pool of the same name was added back.
-      if (pools_.count(it->second->name()) == 0) metrics_->ForgetPool(it->second->name());
+      std::string label(conf::MetricsPoolName(it->second->name()));
       it = retired_pools_.erase(it);
+      // Its series go too, unless a pool of the same name (or, for a template's pool, the
+      // template) is still there.
+      if (!ReportsUnder(label)) metrics_->ForgetPool(label);
     } else {
       ++it;
     }
@@ -557,6 +560,13 @@ void Pooler::Maintain() {
     for (ClientSession* c : all) c->Terminate("57P01", "terminating connection: pgtenant shutdown timeout");
     FinishShutdownIfIdle();
   }
+}
+
+bool Pooler::ReportsUnder(const std::string& label) const {
+  if (pools_.count(label) != 0 || config_->pool_templates.count(label) != 0) return true;
+  auto same = [&](const auto& entry) { return conf::MetricsPoolName(entry.second->name()) == label; };
+  return std::any_of(pools_.begin(), pools_.end(), same) ||
+         std::any_of(retired_pools_.begin(), retired_pools_.end(), same);
 }
 
 void Pooler::BeginShutdown() {

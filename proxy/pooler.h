@@ -103,7 +103,7 @@ class Pooler {
   // is already the (pool, tenant) asked for.
   TenantUsage* UsageFor(TenantUsage* current, const std::string& pool, const std::string& tenant);
   void AccountTransaction(TenantUsage* usage, Pool* pool, const TransactionUsage& txn, uint64_t server_us);
-  void AccountWait(Pool* pool, uint64_t wait_us);
+  void AccountWait(Pool* pool, TenantUsage* usage, uint64_t wait_us);
   metrics::Metrics& metrics() { return *metrics_; }
 
   // The admin console: runs one command and appends its complete answer (with ReadyForQuery).
@@ -188,7 +188,14 @@ class Pooler {
   std::unordered_map<std::string, PoolUsage> pool_usage_;
   std::unordered_map<std::string, int> user_clients_;
   std::unordered_map<std::string, int> tenant_clients_;
+  // Some pool, configured or made from a template (live or draining), or a template reports its
+  // metrics under `label` (conf::MetricsPoolName), so its series must stay.
+  bool ReportsUnder(const std::string& label) const;
+
   uint64_t last_gauges_ms_ = 0;
+  uint64_t last_rank_ms_ = 0;  // metrics::Metrics::RankBusiestTenants
+  // The metric pool names UpdateGauges set last time with something in them, and their handles.
+  std::unordered_map<std::string, metrics::PoolHandle*> gauge_pools_;
   uint64_t started_s_ = 0;
   uv_fs_event_t config_watch_;
   uv_timer_t config_settle_;

@@ -11,12 +11,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -38,13 +40,15 @@ using ops::Table;
 const char* const kPasswords[] = {"app_pw", "admin_pw", "acme_pw", "app_rls_pw"};
 
 // The standard config with the metrics endpoint switched on.
-std::string WithMetrics(std::string yaml, int metrics_port, const std::string& tenant_labels) {
+// `metrics_extra`: more lines of the metrics block, each "  key: value\n".
+std::string WithMetrics(std::string yaml, int metrics_port, const std::string& tenant_labels,
+                        const std::string& metrics_extra = "") {
   const std::string off = "metrics:\n  port: 0\n";
   size_t at = yaml.find(off);
   if (at == std::string::npos) return "";
   yaml.replace(at, off.size(),
                "metrics:\n  host: 127.0.0.1\n  port: " + std::to_string(metrics_port) +
-                   "\n  tenant_labels: " + tenant_labels + "\n");
+                   "\n  tenant_labels: " + tenant_labels + "\n" + metrics_extra);
   return yaml;
 }
 
@@ -66,14 +70,15 @@ std::string FindTool(const std::string& tool) {
 class OperationsTest : public IntegrationTest {
  protected:
   // Starts pgtenant with the standard config, metrics on a free port and `tenant_labels`.
-  void StartWithMetrics(const ProxyConfigOptions& options, const std::string& tenant_labels) {
+  void StartWithMetrics(const ProxyConfigOptions& options, const std::string& tenant_labels,
+                        const std::string& metrics_extra = "") {
     if (DirectMode()) GTEST_SKIP() << "needs pgtenant (PGTENANT_TEST_DIRECT=1)";
     std::string error;
     for (int attempt = 0; attempt < 3 && !proxy_; ++attempt) {
       metrics_port_ = FreePort();
       std::string yaml =
           WithMetrics(ProxyConfig(FreePort(), PgFixture::Get(), options), metrics_port_,
-                      tenant_labels);
+                      tenant_labels, metrics_extra);
       ASSERT_FALSE(yaml.empty()) << "the standard config has no `metrics: port: 0` block";
       proxy_ = ProxyProcess::Start(yaml, &error);
     }
@@ -269,6 +274,24 @@ TEST_F(OperationsTest, MetricsShowTenantsAndShowStatsCountExactly) {
     EXPECT_EQ(*waits, AsInt(rows[0], "total_server_assignment_count")) << pool;
     EXPECT_GE(*waits, e.transactions) << pool;
   }
+  // The per-tenant wait histograms split the pools' observations by tenant, and nobody waits now.
+  for (const auto& [pool, e] : per_pool) {
+    double tenant_waits = 0;
+    for (const ops::Sample& s : samples) {
+      if (s.name == "pgtenant_tenant_wait_seconds_count" && s.Label("pool") == pool) tenant_waits += s.value;
+      if (s.name == "pgtenant_tenant_waiting_clients") {
+        EXPECT_EQ(s.value, 0) << s.Label("tenant");
+      }
+    }
+    EXPECT_EQ(ops::FindSample(samples, "pgtenant_wait_seconds_count", {{"pool", pool}}),
+              std::optional<double>(tenant_waits)) << pool;
+  }
+  for (const auto& [key, e] : want) {
+    std::optional<double> n = ops::FindSample(samples, "pgtenant_tenant_wait_seconds_count",
+                                              {{"pool", key.first}, {"tenant", key.second}});
+    ASSERT_TRUE(n) << key.second;
+    EXPECT_GE(*n, e.transactions) << key.second << ": one observation per server hand-over";
+  }
   EXPECT_EQ(ops::FindSample(samples, "pgtenant_config_reloads_total", {{"result", "success"}}),
             std::optional<double>(1)) << "the start-up load counts as one good load";
   EXPECT_EQ(ops::FindSample(samples, "pgtenant_config_reloads_total", {{"result", "failure"}}),
@@ -296,9 +319,13 @@ TEST_F(OperationsTest, MetricsShowTenantsAndShowStatsCountExactly) {
 // A thousand tenants have used pgtenant: 980 of the shared pool and 20 with pools of their own
 // made from a template. The scrape under the default policy (`dedicated`) has exactly the
 // series docs/operations.md ("How many series") counts, and promtool accepts it.
+// The default label policy (busiest) at 1,000 tenants: 980 on the shared pool, 20 with pools
+// made from one template. Three tenants are made busier than the others; the scrape is taken
+// once the ranking gave them their labels.
 TEST_F(OperationsTest, MetricsAtAThousandTenantsStayWithinTheDocumentedSeriesCount) {
   constexpr int kShared = 980;
   constexpr int kDedicated = 20;
+  constexpr int kBusiest = 5;
   ProxyConfigOptions options;
   options.shared_size = 5;
   options.extra_yaml = "pool_templates:\n  ded:\n    host: 127.0.0.1\n    port: " +
@@ -315,7 +342,7 @@ TEST_F(OperationsTest, MetricsAtAThousandTenantsStayWithinTheDocumentedSeriesCou
     options.tenants_extra += id('d', 100 + i);
     options.tenants_extra += ": { template: ded }\n";
   }
-  StartWithMetrics(options, "dedicated");
+  StartWithMetrics(options, "busiest", "  busiest_tenants: " + std::to_string(kBusiest) + "\n");
   if (HasFatalFailure() || IsSkipped()) return;
   std::vector<std::string> tenants;
   for (int i = 0; i < kShared; ++i) tenants.push_back(id('s', 1000 + i));
@@ -332,17 +359,47 @@ TEST_F(OperationsTest, MetricsAtAThousandTenantsStayWithinTheDocumentedSeriesCou
   }
   for (auto& t : threads) t.join();
   ASSERT_EQ(errors.load(), 0) << ProxyLog();
+  // The busy ones: a shared tenant, another, and one on a template pool.
+  const std::vector<std::pair<std::string, std::string>> busy = {
+      {"shared", "s1000"}, {"shared", "s1001"}, {"ded", "d100"}};
+  for (const auto& [pool, tenant] : busy) {
+    PGconnPtr c = Connect(ClientConnInfo("options='-c app.tenant_id=" + tenant + "'"));
+    ASSERT_TRUE(c) << LastConnectError();
+    for (int i = 0; i < 30; ++i) ASSERT_EQ(QueryValue(c.get(), "select count(*) from pg_sleep(0.005)"), "1");
+  }
+  // Rankings run every 10 s: wait for one that saw the busy tenants (bounded).
   std::string body, error;
-  ASSERT_TRUE(ops::HttpGet(metrics_port_, "/metrics", &body, &error)) << error;
-  std::vector<ops::Sample> samples = ops::ParseMetrics(body);
-  // Fixed 14 (7 of pgtenant's, 7 of the HTTP exposer's); 46 per pool (shared, acme and the 20
-  // made from the template); 6 per dedicated tenant; 6 for "_other" on the default pool.
-  const size_t documented = 14 + 46 * (2 + kDedicated) + 6 * kDedicated + 6;
+  std::vector<ops::Sample> samples;
+  auto labelled = [&](const std::string& pool, const std::string& tenant) {
+    for (const ops::Sample& s : samples) {
+      if (s.name == "pgtenant_transactions_total" && s.Label("pool") == pool && s.Label("tenant") == tenant) return true;
+    }
+    return false;
+  };
+  auto all_busy_labelled = [&] {
+    return std::all_of(busy.begin(), busy.end(), [&](const auto& b) { return labelled(b.first, b.second); });
+  };
+  for (int i = 0; i < 50 && !all_busy_labelled(); ++i) {
+    if (i > 0) std::this_thread::sleep_for(milliseconds(500));
+    ASSERT_TRUE(ops::HttpGet(metrics_port_, "/metrics", &body, &error)) << error;
+    samples = ops::ParseMetrics(body);
+  }
+  ASSERT_TRUE(all_busy_labelled()) << "the three busiest tenants have no labels after 25 s:\n" << body;
+  // Fixed 14 (7 of pgtenant's, 7 of the HTTP exposer's); 46 per pool name: shared, acme and
+  // "ded" (the 20 pools made from the template report under its name); 25 per tenant label:
+  // the 5 busiest and "_other" on shared and on ded.
+  const size_t documented = 14 + 46 * 3 + 25 * (kBusiest + 2);
   std::map<std::string, int> per_family;
-  for (const ops::Sample& s : samples) ++per_family[s.name];
+  std::set<std::string> tenant_labels;
+  for (const ops::Sample& s : samples) {
+    ++per_family[s.name];
+    if (s.name == "pgtenant_transactions_total") tenant_labels.insert(s.Label("pool") + "/" + s.Label("tenant"));
+  }
   std::string families;
   for (const auto& [name, n] : per_family) families += name + " " + std::to_string(n) + "\n";
+  for (const std::string& l : tenant_labels) families += "label " + l + "\n";
   EXPECT_EQ(samples.size(), documented) << "series in the scrape of 1,000 tenants, by name:\n" << families;
+  EXPECT_EQ(tenant_labels.size(), static_cast<size_t>(kBusiest + 2)) << families;
   std::string promtool = FindTool("promtool");
   if (promtool.empty()) GTEST_SKIP() << "promtool not found (Debian package prometheus)";
   std::string file = "/tmp/pgtenant-scrape-1000-" + std::to_string(getpid()) + ".txt";
@@ -350,6 +407,50 @@ TEST_F(OperationsTest, MetricsAtAThousandTenantsStayWithinTheDocumentedSeriesCou
   CommandResult lint = RunCommand({"/bin/sh", "-c", promtool + " check metrics < " + file}, milliseconds(30000));
   unlink(file.c_str());
   EXPECT_EQ(lint.exit_code, 0) << "promtool check metrics:\n" << lint.output;
+}
+
+// pgtenant_tenant_waiting_clients names who waits: one server, held by t001 in a transaction;
+// three clients of t002 and one of t003 queue behind it.
+TEST_F(OperationsTest, TenantWaitingClientsGaugeNamesTheWaitingTenants) {
+  ProxyConfigOptions options;
+  options.shared_size = 1;
+  START_WITH_METRICS(options, "all");
+  PGconnPtr holder = ConnectTenant("t001");
+  ASSERT_TRUE(holder) << LastConnectError();
+  ExpectOk(holder.get(), "BEGIN");
+  EXPECT_EQ(QueryValue(holder.get(), "select 1"), "1");
+  std::vector<PGconnPtr> waiters;
+  for (const char* tenant : {"t002", "t002", "t002", "t003"}) {
+    waiters.push_back(ConnectTenant(tenant));
+    ASSERT_TRUE(waiters.back()) << LastConnectError();
+    ASSERT_EQ(PQsendQuery(waiters.back().get(), "select 1"), 1);
+  }
+  auto waiting = [&](const std::string& tenant) {
+    std::string error;
+    std::optional<double> v = ops::ScrapeValue(metrics_port_, "pgtenant_tenant_waiting_clients",
+                                               {{"pool", "shared"}, {"tenant", tenant}}, &error);
+    return v ? *v : -1;
+  };
+  // Gauges are refreshed once a second: poll, bounded.
+  bool seen = false;
+  for (int i = 0; i < 50 && !seen; ++i) {
+    seen = waiting("t002") == 3 && waiting("t003") == 1;
+    if (!seen) std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(seen) << "t002 " << waiting("t002") << ", t003 " << waiting("t003");
+  ExpectOk(holder.get(), "COMMIT");
+  for (auto& c : waiters) {
+    PGresultPtr r = WaitForResult(c.get(), milliseconds(10000));
+    ASSERT_TRUE(r && PQresultStatus(r.get()) == PGRES_TUPLES_OK) << PQerrorMessage(c.get());
+    while (PGresultPtr rest = WaitForResult(c.get(), milliseconds(1000))) {
+    }
+  }
+  bool cleared = false;
+  for (int i = 0; i < 50 && !cleared; ++i) {
+    cleared = waiting("t002") == 0 && waiting("t003") == 0;
+    if (!cleared) std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(cleared) << "t002 " << waiting("t002") << ", t003 " << waiting("t003");
 }
 
 // Under tenant_labels dedicated and none the same exact counts are aggregated: tenants of the

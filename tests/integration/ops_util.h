@@ -70,6 +70,11 @@ struct Sample {
   std::string name;
   std::map<std::string, std::string> labels;
   double value = 0;
+
+  std::string Label(const std::string& key) const {
+    auto it = labels.find(key);
+    return it == labels.end() ? "" : it->second;
+  }
 };
 
 // Parses the sample lines (comments and blank lines skipped). A line it cannot read is returned

@@ -36,7 +36,8 @@ class PoolTemplateTest : public IntegrationTest {
       const std::string off = "metrics:\n  port: 0\n";
       ASSERT_NE(yaml_.find(off), std::string::npos);
       yaml_.replace(yaml_.find(off), off.size(),
-                    "metrics:\n  host: 127.0.0.1\n  port: " + std::to_string(metrics_port_) + "\n");
+                    "metrics:\n  host: 127.0.0.1\n  port: " + std::to_string(metrics_port_) +
+                        "\n  tenant_labels: all\n");
       proxy_ = ProxyProcess::Start(yaml_, &error);
     }
     ASSERT_TRUE(proxy_) << error;
@@ -85,11 +86,20 @@ class PoolTemplateTest : public IntegrationTest {
     ASSERT_TRUE(r.ok()) << r.error << ProxyLog();
   }
 
-  // pgtenant_transactions_total of tenant t301 on its pool (-1: not in the scrape).
+  // pgtenant_transactions_total of tenant t301 (-1: not in the scrape). Pools made from a
+  // template report under the template's name.
   double Transactions() {
     std::string error;
     std::optional<double> v = ops::ScrapeValue(metrics_port_, "pgtenant_transactions_total",
-                                               {{"pool", "dedicated/t301"}, {"tenant", "t301"}}, &error);
+                                               {{"pool", "dedicated"}, {"tenant", "t301"}}, &error);
+    return v ? *v : -1;
+  }
+
+  // pgtenant_server_connections{state="active"} of a pool name (-1: not in the scrape).
+  double ActiveServers(const std::string& pool) {
+    std::string error;
+    std::optional<double> v = ops::ScrapeValue(metrics_port_, "pgtenant_server_connections",
+                                               {{"pool", pool}, {"state", "active"}}, &error);
     return v ? *v : -1;
   }
 
@@ -123,6 +133,21 @@ TEST_F(PoolTemplateTest, EachTenantGetsItsOwnPoolOnFirstUseAndLosesItWhenIdle) {
   EXPECT_EQ(QueryValue(a.get(), "select current_database()"), "pgt_tpl_t301") << ProxyLog();
   EXPECT_EQ(Listed("dedicated/t301"), 1u);
   EXPECT_EQ(Transactions(), before + 1) << "the pool made again counts into nothing";
+  EXPECT_EQ(ActiveServers("dedicated/t301"), -1) << "no pool series per tenant";
+  // The template's pool gauges add up its tenants' pools (refreshed once a second): two
+  // tenants in a transaction each hold a server connection of a pool of their own.
+  EXPECT_EQ(QueryValue(a.get(), "BEGIN"), "");
+  EXPECT_EQ(QueryValue(b.get(), "BEGIN"), "");
+  EXPECT_EQ(QueryValue(a.get(), "select 1"), "1");
+  EXPECT_EQ(QueryValue(b.get(), "select 1"), "1");
+  bool summed = false;
+  for (int i = 0; i < 40 && !summed; ++i) {
+    summed = ActiveServers("dedicated") == 2;
+    if (!summed) std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(summed) << "active server connections under pool=\"dedicated\": " << ActiveServers("dedicated");
+  EXPECT_EQ(QueryValue(a.get(), "COMMIT"), "");
+  EXPECT_EQ(QueryValue(b.get(), "COMMIT"), "");
 }
 
 TEST_F(PoolTemplateTest, ReloadUpdatesATemplatesPoolsAndRetiresATenantThatLeavesIt) {

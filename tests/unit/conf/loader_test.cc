@@ -149,6 +149,8 @@ TEST(Loader, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c.listen.host, "127.0.0.1");
   EXPECT_EQ(c.listen.tls.mode, ClientTlsMode::kDisable);
   EXPECT_EQ(c.metrics.port, 9930);
+  EXPECT_EQ(c.metrics.tenant_labels, TenantLabels::kBusiest);
+  EXPECT_EQ(c.metrics.busiest_tenants, 20);
   EXPECT_EQ(c.admin.database, "pgtenant");
   EXPECT_EQ(c.auth.type, AuthType::kScramSha256);
   EXPECT_EQ(c.tenancy.id_pattern, defaults.tenancy.id_pattern);

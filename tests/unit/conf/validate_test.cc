@@ -53,6 +53,7 @@ std::vector<Case> Cases() {
       {"ListenPortTooBig", B("listen:\n  port: 70000\n"), "listen.port", 6, "between 1 and 65535"},
       {"HugePortSaturates", B("listen:\n  port: 99999999999999999999999\n"), "listen.port", 6, "between 1 and 65535"},
       {"MetricsPortNegative", B("metrics: {port: -1}\n"), "metrics.port", 5, "between 0 and 65535"},
+      {"BusiestTenantsZero", B("metrics: {busiest_tenants: 0}\n"), "metrics.busiest_tenants", 5, "between 1 and 1000"},
       {"PoolPortZero", B("    port: 0\n"), "pools.p.port", 5, "between 1 and 65535"},
       {"ListenHostNotAName", B("listen: {host: 'db server'}\n"), "listen.host", 5,
        "\"db server\" is not an IP address, \"*\" or a host name"},

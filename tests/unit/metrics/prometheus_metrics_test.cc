@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <set>
 #include <string>
 
 #include "metrics/metric_defs.h"
@@ -17,9 +18,11 @@ using testing::Exposition;
 using testing::ParseExposition;
 
 std::unique_ptr<PrometheusMetrics> Make(TenantLabels policy = TenantLabels::kAll,
-                                        std::optional<std::string> default_pool = "shared") {
+                                        std::optional<std::string> default_pool = "shared",
+                                        int busiest_tenants = 20) {
   PrometheusOptions o;
   o.tenant_labels = policy;
+  o.busiest_tenants = busiest_tenants;
   o.default_pool = std::move(default_pool);
   o.version = "9.8.7";
   o.serve_http = false;
@@ -81,8 +84,9 @@ TEST(PrometheusMetrics, AllPolicyCountsEachTenant) {
   EXPECT_EQ(e.Value(T("pgtenant_tenant_errors_total", "shared", "acme")), 0);
   EXPECT_EQ(e.Value(T("pgtenant_tenant_errors_total", "shared", "globex")), 1);
   EXPECT_EQ(e.Value(T("pgtenant_queries_total", "shared", "globex")), 1);
-  // The documented cost: 6 series per tenant.
-  EXPECT_EQ(e.CountContaining("tenant=\"acme\""), 6);
+  // The documented cost: 25 series per tenant (6 counters, the waiting gauge, the wait
+  // histogram's 15 buckets + +Inf + _sum + _count).
+  EXPECT_EQ(e.CountContaining("tenant=\"acme\""), 25);
 }
 
 TEST(PrometheusMetrics, DedicatedPolicyAggregatesDefaultPoolTenants) {
@@ -260,6 +264,163 @@ TEST(PrometheusMetrics, ForgetPoolRemovesItsSeriesAndKeepsHandlesUsable) {
   EXPECT_EQ(e.Value(T("pgtenant_queries_total", "gone", "acme")), 0);
 }
 
+// ---- tenant_labels: busiest ----
+
+// The tenant labels of one counter family in a scrape, as "pool/tenant".
+std::set<std::string> Labelled(const Exposition& e) {
+  std::set<std::string> out;
+  const std::string prefix = "pgtenant_transactions_total{pool=\"";
+  for (const auto& [series, value] : e.samples) {
+    if (series.rfind(prefix, 0) != 0) continue;
+    size_t pool_end = series.find('"', prefix.size());
+    size_t tenant_at = series.find("tenant=\"", pool_end) + 8;
+    out.insert(series.substr(prefix.size(), pool_end - prefix.size()) + "/" +
+               series.substr(tenant_at, series.find('"', tenant_at) - tenant_at));
+  }
+  return out;
+}
+
+TEST(PrometheusMetrics, BusiestStartsEveryTenantUnderOtherUntilARanking) {
+  auto m = Make(TenantLabels::kBusiest, "shared", 2);
+  TenantHandle* a = m->Tenant("shared", "a");
+  TenantHandle* b = m->Tenant("shared", "b");
+  EXPECT_NE(a, b) << "each tenant has its own handle: its label follows the ranking";
+  EXPECT_EQ(m->Tenant("shared", "a"), a) << "handles are cached";
+  m->OnTransaction(a, 1);
+  m->OnTransaction(b, 2);
+  Exposition e = ParseExposition(m->Scrape());
+  EXPECT_EQ(Labelled(e), (std::set<std::string>{"shared/_other"}));
+  EXPECT_EQ(e.Value(T("pgtenant_transactions_total", "shared", "_other")), 2);
+  EXPECT_EQ(e.Value(T("pgtenant_tenant_server_seconds_total", "shared", "_other")), 3);
+}
+
+TEST(PrometheusMetrics, BusiestLabelsTheKTenantsWithTheMostServerTimeOverEveryPool) {
+  auto m = Make(TenantLabels::kBusiest, "shared", 2);
+  TenantHandle* quiet = m->Tenant("shared", "quiet");
+  TenantHandle* loud = m->Tenant("shared", "loud");
+  TenantHandle* ded = m->Tenant("ded", "d1");
+  m->OnTransaction(quiet, 0.1);
+  m->OnTransaction(loud, 5);
+  m->OnTransaction(ded, 3);
+  m->RankBusiestTenants();
+  EXPECT_EQ(m->TenantLabel("shared", "loud"), "loud");
+  EXPECT_EQ(m->TenantLabel("ded", "d1"), "d1");
+  EXPECT_EQ(m->TenantLabel("shared", "quiet"), "_other");
+  // Counted from the ranking on under the new label; what came before stays in "_other".
+  m->OnTransaction(loud, 1);
+  m->OnQuery(loud);
+  m->OnError(quiet);
+  Exposition e = ParseExposition(m->Scrape());
+  EXPECT_EQ(Labelled(e), (std::set<std::string>{"shared/_other", "shared/loud", "ded/_other", "ded/d1"}));
+  EXPECT_EQ(e.Value(T("pgtenant_transactions_total", "shared", "loud")), 1);
+  EXPECT_EQ(e.Value(T("pgtenant_queries_total", "shared", "loud")), 1);
+  EXPECT_EQ(e.Value(T("pgtenant_transactions_total", "shared", "_other")), 2);
+  EXPECT_EQ(e.Value(T("pgtenant_tenant_errors_total", "shared", "_other")), 1);
+  EXPECT_EQ(e.CountContaining("tenant=\"loud\""), 25);
+}
+
+TEST(PrometheusMetrics, BusiestMovesALabelWhenAnotherTenantBecomesClearlyBusier) {
+  auto m = Make(TenantLabels::kBusiest, "shared", 1);
+  TenantHandle* a = m->Tenant("shared", "a");
+  TenantHandle* b = m->Tenant("shared", "b");
+  m->OnTransaction(a, 1);
+  m->RankBusiestTenants();
+  ASSERT_EQ(m->TenantLabel("shared", "a"), "a");
+  // b a little busier than a's decayed score: not enough to take the label (no flapping).
+  m->OnTransaction(b, 1.0);
+  m->RankBusiestTenants();
+  EXPECT_EQ(m->TenantLabel("shared", "a"), "a");
+  EXPECT_EQ(m->TenantLabel("shared", "b"), "_other");
+  // b clearly busier: the label moves, and a's series leave the scrape.
+  m->OnTransaction(b, 10);
+  m->RankBusiestTenants();
+  EXPECT_EQ(m->TenantLabel("shared", "a"), "_other");
+  EXPECT_EQ(m->TenantLabel("shared", "b"), "b");
+  m->OnTransaction(a, 0.001);
+  Exposition e = ParseExposition(m->Scrape());
+  EXPECT_EQ(e.CountContaining("tenant=\"a\""), 0);
+  EXPECT_EQ(Labelled(e), (std::set<std::string>{"shared/_other", "shared/b"}));
+  EXPECT_EQ(e.Value(T("pgtenant_transactions_total", "shared", "_other")), 4) << "a twice, b twice before its label";
+}
+
+TEST(PrometheusMetrics, BusiestNeverHoldsMoreThanKLabelsWhateverTheTenants) {
+  constexpr int kK = 7;
+  auto m = Make(TenantLabels::kBusiest, "shared", kK);
+  std::vector<TenantHandle*> handles;
+  for (int i = 0; i < 500; ++i) {
+    std::string pool = i % 5 == 0 ? "ded" : "shared";
+    std::string tenant = "t";
+    tenant += std::to_string(i);
+    handles.push_back(m->Tenant(pool, tenant));
+  }
+  // Load shifting between tenants at every ranking.
+  for (int round = 0; round < 20; ++round) {
+    for (size_t i = 0; i < handles.size(); ++i) {
+      if ((i * 7 + static_cast<size_t>(round) * 13) % 50 < 3) m->OnTransaction(handles[i], 0.01 * static_cast<double>(i % 17 + 1));
+    }
+    m->RankBusiestTenants();
+    std::set<std::string> labels = Labelled(ParseExposition(m->Scrape()));
+    size_t own = 0;
+    for (const std::string& l : labels) own += l.find("/_") == std::string::npos ? 1 : 0;
+    EXPECT_LE(own, static_cast<size_t>(kK)) << "round " << round;
+    EXPECT_GE(own, 1u) << "round " << round;
+  }
+}
+
+TEST(PrometheusMetrics, BusiestKeepsTheNoTenantLabel) {
+  auto m = Make(TenantLabels::kBusiest, "shared", 1);
+  m->OnError(m->Tenant("shared", ""));
+  m->RankBusiestTenants();
+  Exposition e = ParseExposition(m->Scrape());
+  EXPECT_EQ(e.Value(T("pgtenant_tenant_errors_total", "shared", "_none")), 1);
+}
+
+TEST(PrometheusMetrics, TenantWaitingGaugeIsTheSumOfItsLabelsHandles) {
+  auto m = Make(TenantLabels::kBusiest, "shared", 1);
+  TenantHandle* loud = m->Tenant("shared", "loud");
+  TenantHandle* q1 = m->Tenant("shared", "q1");
+  TenantHandle* q2 = m->Tenant("shared", "q2");
+  m->OnTransaction(loud, 1);
+  m->RankBusiestTenants();
+  m->SetTenantWaiting({{loud, 12}, {q1, 2}, {q2, 3}, {nullptr, 4}});
+  Exposition e = ParseExposition(m->Scrape());
+  EXPECT_EQ(e.Value(T("pgtenant_tenant_waiting_clients", "shared", "loud")), 12);
+  EXPECT_EQ(e.Value(T("pgtenant_tenant_waiting_clients", "shared", "_other")), 5);
+  m->SetTenantWaiting({{q1, 1}});
+  e = ParseExposition(m->Scrape());
+  EXPECT_EQ(e.Value(T("pgtenant_tenant_waiting_clients", "shared", "loud")), 0) << "nobody of loud waits any more";
+  EXPECT_EQ(e.Value(T("pgtenant_tenant_waiting_clients", "shared", "_other")), 1);
+}
+
+TEST(PrometheusMetrics, TenantWaitHistogram) {
+  auto m = Make(TenantLabels::kAll);
+  TenantHandle* acme = m->Tenant("shared", "acme");
+  m->OnTenantWait(acme, 0);
+  m->OnTenantWait(acme, 0.2);
+  m->OnTenantWait(nullptr, 1);
+  Exposition e = ParseExposition(m->Scrape());
+  auto bucket = [](const char* le) {
+    return std::string("pgtenant_tenant_wait_seconds_bucket{pool=\"shared\",tenant=\"acme\",le=\"") + le + "\"}";
+  };
+  EXPECT_EQ(e.Value(bucket("0.0005")), 1);
+  EXPECT_EQ(e.Value(bucket("0.25")), 2);
+  EXPECT_EQ(e.Value("pgtenant_tenant_wait_seconds_count{pool=\"shared\",tenant=\"acme\"}"), 2);
+}
+
+TEST(PrometheusMetrics, ForgetPoolUnderBusiestKeepsHandlesUsable) {
+  auto m = Make(TenantLabels::kBusiest, "shared", 3);
+  TenantHandle* t = m->Tenant("gone", "acme");
+  m->OnTransaction(t, 1);
+  m->RankBusiestTenants();
+  ASSERT_EQ(m->TenantLabel("gone", "acme"), "acme");
+  m->ForgetPool("gone");
+  m->OnTransaction(t, 1);
+  m->OnTenantWait(t, 1);
+  m->SetTenantWaiting({{t, 3}});
+  m->RankBusiestTenants();
+  EXPECT_EQ(ParseExposition(m->Scrape()).CountContaining("pool=\"gone\""), 0);
+}
+
 TEST(PrometheusMetrics, NullHandlesAreIgnored) {
   auto m = Make();
   std::string before = m->Scrape();
@@ -267,6 +428,8 @@ TEST(PrometheusMetrics, NullHandlesAreIgnored) {
   m->OnQuery(nullptr);
   m->OnBytes(nullptr, 1, 1);
   m->OnError(nullptr);
+  m->OnTenantWait(nullptr, 1);
+  m->SetTenantWaiting({{nullptr, 1}});
   m->OnWait(nullptr, 1);
   m->OnTransactionDuration(nullptr, 1);
   m->SetClientCounts(nullptr, {});

@@ -156,7 +156,8 @@ SendResult ClassifyResponse(long status, std::string_view body, std::string_view
     r.error_code = (*error)["code"];
     r.message = (*error)["message"];
   } else {
-    r.message = "HTTP " + std::to_string(status) + " without a Stripe error body";
+    r.message = "HTTP ";
+    r.message.append(std::to_string(status)).append(" without a Stripe error body");
   }
   if (status == 400 && std::string_view(r.message).starts_with(kDuplicatePrefix)) {
     r.outcome = SendOutcome::kDuplicate;

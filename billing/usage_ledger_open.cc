@@ -84,7 +84,9 @@ Result<std::unique_ptr<UsageLedger>> UsageLedger::Open(const LedgerOptions& o, O
   if (pread(l->fd_, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return IoError("cannot read", o.path);
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return Corrupt(o.path, "not a ledger (bad magic)");
   if (h.version != kVersion) {
-    return Corrupt(o.path, "format version " + std::to_string(h.version) + ", this pgtenant reads 1");
+    std::string what = "format version ";
+    what.append(std::to_string(h.version)).append(", this pgtenant reads 1");
+    return Corrupt(o.path, what);
   }
   if (h.header_check != HeaderCheck(h)) return Corrupt(o.path, "header checksum mismatch");
   if (h.header_size != kHeaderSize || h.tenant_capacity == 0 || h.tenant_capacity > kMaxTenantCapacity ||
@@ -96,8 +98,9 @@ Result<std::unique_ptr<UsageLedger>> UsageLedger::Open(const LedgerOptions& o, O
   l->record_size_ = h.record_size;
   l->segment0_records_ = h.segment0_records;
   if (h.tenant_capacity != o.tenant_capacity) {
-    report->warnings.push_back("billing ledger " + o.path + " holds tenant ids up to " +
-                               std::to_string(h.tenant_capacity) + " bytes (fixed when it was created)");
+    std::string w = "billing ledger ";
+    w.append(o.path).append(" holds tenant ids up to ").append(std::to_string(h.tenant_capacity));
+    report->warnings.push_back(w.append(" bytes (fixed when it was created)"));
   }
 
   // The segments the file really holds: a machine crash can leave the header ahead of the size.
@@ -108,12 +111,15 @@ Result<std::unique_ptr<UsageLedger>> UsageLedger::Open(const LedgerOptions& o, O
   while (segments > 0 && !fits(segments)) --segments;
   if (segments == 0) return Corrupt(o.path, "truncated inside its first segment");
   if (h.used > l->Capacity(segments)) {
-    return Corrupt(o.path, "truncated: " + std::to_string(h.used) + " records in use, room for " +
-                               std::to_string(l->Capacity(segments)));
+    std::string what = "truncated: ";
+    what.append(std::to_string(h.used)).append(" records in use, room for ");
+    what.append(std::to_string(l->Capacity(segments)));
+    return Corrupt(o.path, what);
   }
   if (segments != h.segments) {
-    report->warnings.push_back("billing ledger " + o.path + ": header named more segments than the "
-                               "file holds; using " + std::to_string(segments));
+    std::string w = "billing ledger ";
+    w.append(o.path).append(": header named more segments than the file holds; using ");
+    report->warnings.push_back(w.append(std::to_string(segments)));
   }
   Status s = l->Map(segments);
   if (!s.ok()) return s;
@@ -137,8 +143,9 @@ void UsageLedger::Scan(OpenReport* report) {
                 r->window_seconds > 0 && r->identity_check == IdentityCheck(r);
     if (state == RecordState::kCorrupt || !sane) {
       if (state != RecordState::kCorrupt && report->corrupt < kMaxCorruptWarnings) {
-        report->warnings.push_back("billing ledger " + path_ + ": record " + std::to_string(slot) +
-                                   " fails its checksum (torn write?); it will not be sent");
+        std::string w = "billing ledger ";
+        w.append(path_).append(": record ").append(std::to_string(slot));
+        report->warnings.push_back(w.append(" fails its checksum (torn write?); it will not be sent"));
       }
       StoreState(r, RecordState::kCorrupt);
       ++report->corrupt;
@@ -161,8 +168,9 @@ void UsageLedger::Scan(OpenReport* report) {
     }
   }
   if (report->corrupt > kMaxCorruptWarnings) {
-    report->warnings.push_back("billing ledger " + path_ + ": " + std::to_string(report->corrupt) +
-                               " records fail their checksum in all");
+    std::string w = "billing ledger ";
+    w.append(path_).append(": ").append(std::to_string(report->corrupt));
+    report->warnings.push_back(w.append(" records fail their checksum in all"));
   }
 }
 

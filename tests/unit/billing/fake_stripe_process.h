@@ -73,7 +73,10 @@ class FakeStripe {
   }
 
   int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const {
+    std::string u = "http://127.0.0.1:";
+    return u.append(std::to_string(port_));
+  }
 
   // One plain request; returns (status, body); status 0 when there was no answer.
   std::pair<long, std::string> Request(const std::string& path, const std::string* post_json) const {

@@ -174,7 +174,8 @@ def cmd_report(a):
               f"{r['inflight_at_window_end']} transactions in flight at the window's end, the oldest for "
               f"{fmt(r['oldest_inflight_at_window_end_s'], 2)} s; server connections high-water {r['server_conns_max']} "
               f"(in the window {r['server_conns_max_window']}; on `shared` {r['server_conns_shared_max']}); "
-              f"disconnects {r['disconnects']}.")
+              f"new backend sessions (PostgreSQL logins) per second in the window: "
+              f"{fmt(r.get('backend_sessions_per_s_window'), 0)}; disconnects {r['disconnects']}.")
         for name, title in (("errors_window_by_kind", "errors in the window"),
                             ("errors_all_by_kind", "errors over the whole run (ramp and tail too)"),
                             ("connect_errors_by_kind", "failed logins")):

@@ -361,6 +361,8 @@ class Driver {
   int smax_total_ = -1, smax_shared_ = -1, smax_window_ = -1;
   std::vector<std::string> samples_;  // "[t,total,shared,rss_kb]"
   long rss_max_kb_ = -1, rss_window_max_kb_ = -1;
+  long long sessions_w0_ = -1, sessions_w1_ = -1;
+  double sessions_t0_ = 0, sessions_t1_ = 0;
   CpuSnap cpu0_, cpu1_;
   double oldest_inflight_at_end_ = 0;
   int inflight_at_end_ = 0;
@@ -577,11 +579,18 @@ void Driver::Sample() {
   if (sconn_) {
     // a blocking query on a direct connection: a few hundred microseconds every 200 ms
     PGresult* r = PQexec(sconn_,
-                         "SELECT count(*), count(*) FILTER (WHERE datname = 'shared') FROM pg_stat_activity "
+                         "SELECT count(*), count(*) FILTER (WHERE datname = 'shared'), "
+                         "(SELECT sum(sessions) FROM pg_stat_database)::bigint FROM pg_stat_activity "
                          "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {
       total = atoi(PQgetvalue(r, 0, 0));
       shared = atoi(PQgetvalue(r, 0, 1));
+      // backend sessions started so far (PostgreSQL's cumulative statistics): logins per second
+      long long sessions = atoll(PQgetvalue(r, 0, 2));
+      if (InWindow(now)) {
+        if (sessions_w0_ < 0) sessions_w0_ = sessions, sessions_t0_ = now;
+        sessions_w1_ = sessions, sessions_t1_ = now;
+      }
     }
     PQclear(r);
   }
@@ -803,6 +812,8 @@ void Driver::WriteOut(double t0) {
   dump("connect_errors_by_kind", connect_errors_);
   fprintf(f, " \"server_conns_max\": %d, \"server_conns_max_window\": %d, \"server_conns_shared_max\": %d,\n", smax_total_,
           smax_window_, smax_shared_);
+  fprintf(f, " \"backend_sessions_per_s_window\": %.1f,\n",
+          sessions_w0_ >= 0 && sessions_t1_ > sessions_t0_ ? (sessions_w1_ - sessions_w0_) / (sessions_t1_ - sessions_t0_) : -1.0);
   long hwm = o_.pooler_pid > 0 ? ProcStatusKb(o_.pooler_pid, "VmHWM") : -1;
   fprintf(f, " \"pooler_rss_max_kb\": %ld, \"pooler_rss_window_max_kb\": %ld, \"pooler_vmhwm_kb\": %ld,\n", rss_max_kb_,
           rss_window_max_kb_, hwm);

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -19,9 +21,17 @@ namespace pgtenant::testing {
 inline constexpr const char* kTenantProbe = "select coalesce(current_setting('app.tenant_id', true), '<none>')";
 
 class MachineTest : public ::testing::Test {
- protected:
+ public:
   void SetUp() override { ASSERT_NE(fake_.port(), 0) << "the fake backend cannot listen"; }
-  void TearDown() override { EXPECT_TRUE(harness_.Stop()) << "the pooler did not shut down in time"; }
+  void TearDown() override {
+    EXPECT_TRUE(harness_.Stop()) << "the pooler did not shut down in time";
+    if (getenv("PGTENANT_TEST_VERBOSE") != nullptr || HasFailure()) {
+      for (int conn = 0; conn < fake_.connections(); ++conn) {
+        std::cerr << "backend connection " << conn << " received:\n";
+        for (const std::string& m : fake_.Received(conn)) std::cerr << "  " << m << "\n";
+      }
+    }
+  }
 
   void StartPooler(HarnessOptions options = {}) {
     options.backend_port = fake_.port();

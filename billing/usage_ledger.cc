@@ -34,15 +34,13 @@ std::string_view RecordStateName(RecordState s) {
 }
 
 uint64_t UsageLedger::Capacity(uint32_t segments) const {
-  return uint64_t{segment0_records_} * ((uint64_t{1} << segments) - 1);
+  return ledger_format::Capacity(segment0_records_, segments);
 }
 
 UsageLedger::Record* UsageLedger::At(uint64_t slot) const {
-  uint64_t q = slot / segment0_records_ + 1;
-  uint32_t k = static_cast<uint32_t>(std::bit_width(q) - 1);
-  uint64_t index = slot - Capacity(k);
-  char* base = segments_[k].load(std::memory_order_acquire);
-  return reinterpret_cast<Record*>(base + index * record_size_);
+  SlotPosition p = PositionOf(slot, segment0_records_);
+  char* base = segments_[p.segment].load(std::memory_order_acquire);
+  return reinterpret_cast<Record*>(base + p.index * record_size_);
 }
 
 Status UsageLedger::MapSegment(uint32_t k) {

@@ -1,8 +1,10 @@
 // The on-disk layout of the usage ledger (billing/usage_ledger.h, format version 1) and the
-// helpers both of its source files use. Internal to billing/usage_ledger*.cc.
+// helpers its writer (billing/usage_ledger*.cc) and its read-only reader
+// (billing/usage_reader.cc) share. Internal to billing/.
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -54,6 +56,7 @@ inline constexpr char kMagic[8] = {'P', 'G', 'T', 'U', 'S', 'A', 'G', 'E'};
 inline constexpr uint32_t kVersion = 1;
 inline constexpr uint32_t kHeaderSize = 4096;  // one page, so segments start page-aligned for mmap
 inline constexpr size_t kMaxCorruptWarnings = 5;
+inline constexpr uint32_t kMaxSegments = 32;  // segment k holds segment0_records << k records
 
 inline uint32_t Fnv(const void* data, size_t n, uint32_t h = 2166136261u) {
   const auto* p = static_cast<const unsigned char*>(data);
@@ -86,6 +89,22 @@ inline void StoreState(Record* r, RecordState s) {
   Atomic(r->state).store(static_cast<uint32_t>(s), std::memory_order_release);
 }
 
+// The records segments 0..segments-1 hold together.
+inline uint64_t Capacity(uint32_t segment0_records, uint32_t segments) {
+  return uint64_t{segment0_records} * ((uint64_t{1} << segments) - 1);
+}
+
+// Where slot `slot` lives: its segment and its index in that segment.
+struct SlotPosition {
+  uint32_t segment;
+  uint64_t index;
+};
+inline SlotPosition PositionOf(uint64_t slot, uint32_t segment0_records) {
+  uint64_t q = slot / segment0_records + 1;
+  uint32_t k = static_cast<uint32_t>(std::bit_width(q) - 1);
+  return {k, slot - Capacity(segment0_records, k)};
+}
+
 // A power of two, so a record never straddles a page: a page is what a machine crash tears.
 inline uint32_t RecordSizeFor(uint32_t tenant_capacity) {
   uint32_t size = 128;
@@ -104,6 +123,34 @@ inline Status Corrupt(const std::string& path, const std::string& what) {
   m.append(path).append(" is damaged: ").append(what);
   m.append(" (move it aside to start a new ledger; its unsent usage is then not billed)");
   return Status::Error("XX001", std::move(m));
+}
+
+// The checks of a header read from `path` that both Open() and ReadUsageLedger() make: magic,
+// version, checksum and the ranges of the fixed fields (and of `segments`).
+inline Status CheckHeader(const FileHeader& h, const std::string& path) {
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return Corrupt(path, "not a ledger (bad magic)");
+  if (h.version != kVersion) {
+    std::string what = "format version ";
+    what.append(std::to_string(h.version)).append(", this pgtenant reads 1");
+    return Corrupt(path, what);
+  }
+  if (h.header_check != HeaderCheck(h)) return Corrupt(path, "header checksum mismatch");
+  if (h.header_size != kHeaderSize || h.tenant_capacity == 0 || h.tenant_capacity > kMaxTenantCapacity ||
+      h.record_size != RecordSizeFor(h.tenant_capacity) || h.segment0_records < 32 ||
+      !std::has_single_bit(h.segment0_records) || h.segments == 0 || h.segments > kMaxSegments) {
+    return Corrupt(path, "header fields out of range");
+  }
+  return Status::Ok();
+}
+
+// Of the first `segments` segments, how many a file of `file_size` bytes holds whole: a machine
+// crash can leave the header ahead of the size.
+inline uint32_t SegmentsHeld(const FileHeader& h, uint32_t segments, int64_t file_size) {
+  while (segments > 0 &&
+         file_size < static_cast<int64_t>(kHeaderSize + Capacity(h.segment0_records, segments) * h.record_size)) {
+    --segments;
+  }
+  return segments;
 }
 
 }  // namespace ledger_format

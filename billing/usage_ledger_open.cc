@@ -82,18 +82,9 @@ Result<std::unique_ptr<UsageLedger>> UsageLedger::Open(const LedgerOptions& o, O
 
   FileHeader h{};
   if (pread(l->fd_, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return IoError("cannot read", o.path);
-  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return Corrupt(o.path, "not a ledger (bad magic)");
-  if (h.version != kVersion) {
-    std::string what = "format version ";
-    what.append(std::to_string(h.version)).append(", this pgtenant reads 1");
-    return Corrupt(o.path, what);
-  }
-  if (h.header_check != HeaderCheck(h)) return Corrupt(o.path, "header checksum mismatch");
-  if (h.header_size != kHeaderSize || h.tenant_capacity == 0 || h.tenant_capacity > kMaxTenantCapacity ||
-      h.record_size != RecordSizeFor(h.tenant_capacity) || h.segment0_records < 32 ||
-      !std::has_single_bit(h.segment0_records) || h.segments == 0 || h.segments > kMaxSegments) {
-    return Corrupt(o.path, "header fields out of range");
-  }
+  static_assert(ledger_format::kMaxSegments == UsageLedger::kMaxSegments);
+  Status checked = CheckHeader(h, o.path);
+  if (!checked.ok()) return checked;
   l->tenant_capacity_ = h.tenant_capacity;
   l->record_size_ = h.record_size;
   l->segment0_records_ = h.segment0_records;
@@ -104,11 +95,7 @@ Result<std::unique_ptr<UsageLedger>> UsageLedger::Open(const LedgerOptions& o, O
   }
 
   // The segments the file really holds: a machine crash can leave the header ahead of the size.
-  uint32_t segments = h.segments;
-  auto fits = [&](uint32_t n) {
-    return st.st_size >= static_cast<off_t>(kHeaderSize + l->Capacity(n) * l->record_size_);
-  };
-  while (segments > 0 && !fits(segments)) --segments;
+  uint32_t segments = SegmentsHeld(h, h.segments, st.st_size);
   if (segments == 0) return Corrupt(o.path, "truncated inside its first segment");
   if (h.used > l->Capacity(segments)) {
     std::string what = "truncated: ";

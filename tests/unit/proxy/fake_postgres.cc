@@ -696,6 +696,10 @@ class ExprParser {
       }
       Expect(")");
       *column = name;
+      // Functions are looked up when the statement is analysed (at Parse), not when it runs.
+      static const std::set<std::string> kKnown = {"current_setting", "set_config", "coalesce", "nullif",
+                                                    "pg_backend_pid"};
+      if (kKnown.count(name) == 0) Raise("42883", "function " + name + "() does not exist");
       if (!eval_) return std::nullopt;
       return call_(name, args);
     }

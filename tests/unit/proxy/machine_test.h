@@ -17,8 +17,10 @@
 
 namespace pgtenant::testing {
 
-// What a session acts for, as the backend shows it: the tenant variable (or <none>).
-inline constexpr const char* kTenantProbe = "select coalesce(current_setting('app.tenant_id', true), '<none>')";
+// What a session acts for, as the backend shows it: the tenant variable, or <none> when it is
+// not set (never defined, or '' after a RESET of the placeholder).
+inline constexpr const char* kTenantProbe =
+    "select coalesce(nullif(current_setting('app.tenant_id', true), ''), '<none>')";
 
 class MachineTest : public ::testing::Test {
  public:

@@ -356,7 +356,6 @@ class Driver {
   double t_begin_ = 0;
   // sampling
   PGconn* sconn_ = nullptr;
-  bool sbusy_ = false;
   double next_sample_ = 0;
   int smax_total_ = -1, smax_shared_ = -1, smax_window_ = -1;
   std::vector<std::string> samples_;  // "[t,total,shared,rss_kb]"

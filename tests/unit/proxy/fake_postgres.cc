@@ -491,7 +491,17 @@ class FakePostgres::Session {
     protocol::AppendReadyForQuery(&out_, status());
     flush_ = true;
   }
-  void SendError(const SqlError& e) { protocol::AppendError(&out_, "ERROR", e.sqlstate, e.message); }
+  // PostgreSQL flushes its output after every error and notice (elog.c,
+  // send_message_to_frontend): an error after pgtenant's own Execute reaches it at once, even
+  // though the backend then skips everything (a Query too) until a Sync.
+  void SendError(const SqlError& e) {
+    protocol::AppendError(&out_, "ERROR", e.sqlstate, e.message);
+    flush_ = true;
+  }
+  void Warn(std::string_view sqlstate, std::string_view message) {
+    AppendWarning(&out_, sqlstate, message);
+    flush_ = true;
+  }
   // An error in the current statement: the block is aborted, the implicit transaction gone.
   void Fail(const SqlError& e) {
     SendError(e);
@@ -1252,7 +1262,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::RunSet(const std::vector<T
   }
   const std::string lower = Lower(name);
   if (is_local && block_ != Block::kExplicit && !(block_ == Block::kImplicit && multi)) {
-    AppendWarning(&out_, "25P01", "SET LOCAL can only be used in transaction blocks");
+    Warn("25P01", "SET LOCAL can only be used in transaction blocks");
   }
   std::optional<std::string> value;
   if (t[k].Is("default") && t[k + 1].kind == Token::kEnd) {
@@ -1325,7 +1335,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::RunTransaction(const std::
     if (w.Is("start") && !t[1].Is("transaction")) Raise("42601", "syntax error at or near \"start\"");
     o.tag = w.Is("begin") ? "BEGIN" : "START TRANSACTION";
     if (block_ == Block::kExplicit || block_ == Block::kFailed) {
-      AppendWarning(&out_, "25001", "there is already a transaction in progress");
+      Warn("25001", "there is already a transaction in progress");
     } else {
       block_ = Block::kExplicit;
     }
@@ -1349,7 +1359,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::RunTransaction(const std::
     case Block::kImplicit:
     case Block::kNone:
       o.tag = commit ? "COMMIT" : "ROLLBACK";
-      if (!multi) AppendWarning(&out_, "25P01", "there is no transaction in progress");
+      if (!multi) Warn("25P01", "there is no transaction in progress");
       if (commit) {
         Commit();
       } else {
@@ -1367,6 +1377,7 @@ struct FakePostgres::Conn {
   bool started = false;  // startup packet received
   bool open = true;
   bool kill = false;
+  std::string kill_message;  // sent (a FATAL ErrorResponse) before the kill closes it
   std::string in;
   std::vector<std::string> received;
   std::vector<std::string> completed;
@@ -1430,6 +1441,13 @@ void FakePostgres::FailLogins(const std::string& sqlstate, const std::string& me
 void FakePostgres::KillConnection(int conn) {
   std::lock_guard<std::mutex> lock(mu_);
   if (conn >= 0 && conn < static_cast<int>(conns_.size())) conns_[conn]->kill = true;
+}
+
+void FakePostgres::TerminateConnection(int conn, const std::string& sqlstate, const std::string& message) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (conn < 0 || conn >= static_cast<int>(conns_.size())) return;
+  protocol::AppendError(&conns_[conn]->kill_message, "FATAL", sqlstate, message);
+  conns_[conn]->kill = true;
 }
 
 int FakePostgres::connections() const {
@@ -1526,6 +1544,7 @@ void FakePostgres::Run() {
       for (auto& c : conns_) {
         if (!c->open) continue;
         if (c->kill) {
+          if (!c->kill_message.empty()) send(c->fd, c->kill_message.data(), c->kill_message.size(), MSG_NOSIGNAL);
           close(c->fd);
           c->open = false;
           continue;

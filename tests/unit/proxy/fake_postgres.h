@@ -68,6 +68,9 @@ class FakePostgres {
   void FailLogins(const std::string& sqlstate, const std::string& message);
   // Closes backend connection `conn` from the server side (as if the backend exited).
   void KillConnection(int conn);
+  // Sends connection `conn` a FATAL ErrorResponse, then closes it (pg_terminate_backend).
+  void TerminateConnection(int conn, const std::string& sqlstate = "57P01",
+                           const std::string& message = "terminating connection due to administrator command");
 
   // ---- what happened
   // Connections accepted so far (logins refused included); numbered from 0 in that order.

@@ -42,6 +42,14 @@ struct SqlError {
 
 [[noreturn]] void Raise(const char* sqlstate, std::string message) { throw SqlError{sqlstate, std::move(message)}; }
 
+// Concatenation by append (GCC 12 at -O3 warns falsely, -Wrestrict, on "literal" + temporary).
+std::string Cat(std::string_view a, std::string_view b, std::string_view c = {}) {
+  std::string out(a);
+  out.append(b);
+  out.append(c);
+  return out;
+}
+
 std::string Quoted(std::string_view s) {
   std::string out = "\"";
   out.append(s);
@@ -339,7 +347,9 @@ std::string Readable(char type, std::span<const uint8_t> payload) {
   switch (type) {
     case 'Q': {
       size_t pos = 0;
-      return out + ":" + cstr(&pos);
+      out += ":";
+      out += cstr(&pos);
+      return out;
     }
     case 'P': {
       protocol::ParseMessage p;
@@ -560,9 +570,9 @@ class FakePostgres::Session {
   void Assign(const std::string& lower_name, const std::optional<std::string>& value, bool is_local) {
     const Builtin* b = FindBuiltin(lower_name);
     if (b == nullptr && lower_name.find('.') == std::string::npos) {
-      Raise("42704", "unrecognized configuration parameter " + Quoted(lower_name));
+      Raise("42704", Cat("unrecognized configuration parameter ", Quoted(lower_name)));
     }
-    if (b != nullptr && b->fixed) Raise("55P02", "parameter " + Quoted(lower_name) + " cannot be changed");
+    if (b != nullptr && b->fixed) Raise("55P02", Cat("parameter ", Quoted(lower_name), " cannot be changed"));
     if (b == nullptr) placeholders_.insert(lower_name);  // custom variables stay defined
     if (is_local) {
       if (block_ == Block::kNone) return;
@@ -690,7 +700,7 @@ class ExprParser {
         name = t_[pos_ + 1].text;  // pg_catalog.set_config: the function's own name counts
         pos_ += 2;
       }
-      if (!t_[pos_].IsOp("(")) Raise("42703", "column " + Quoted(name) + " does not exist");
+      if (!t_[pos_].IsOp("(")) Raise("42703", Cat("column ", Quoted(name), " does not exist"));
       ++pos_;
       std::vector<std::optional<std::string>> args;
       if (!t_[pos_].IsOp(")")) {
@@ -833,7 +843,7 @@ void FakePostgres::Session::ParseMsg(std::span<const uint8_t> payload) {
     }
     std::string name(p.statement);
     if (!name.empty() && prepared_.count(name) != 0) {
-      Raise("42P05", "prepared statement " + Quoted(name) + " already exists");
+      Raise("42P05", Cat("prepared statement ", Quoted(name), " already exists"));
     }
     if (!stmts.empty()) {
       // Syntax is checked at Parse: what the interpreter does not know fails here.
@@ -856,7 +866,7 @@ void FakePostgres::Session::BindMsg(std::span<const uint8_t> payload) {
     auto it = prepared_.find(name);
     if (it == prepared_.end()) {
       if (name.empty()) Raise("26000", "unnamed prepared statement does not exist");
-      Raise("26000", "prepared statement " + Quoted(name) + " does not exist");
+      Raise("26000", Cat("prepared statement ", Quoted(name), " does not exist"));
     }
     if (block_ == Block::kFailed && !IsTransactionExit(it->second.sql)) {
       Raise("25P02", "current transaction is aborted, commands ignored until end of transaction block");
@@ -872,7 +882,7 @@ void FakePostgres::Session::BindMsg(std::span<const uint8_t> payload) {
       Raise("08P01", m);
     }
     std::string portal(b.portal);
-    if (!portal.empty() && portals_.count(portal) != 0) Raise("42P03", "cursor " + Quoted(portal) + " already exists");
+    if (!portal.empty() && portals_.count(portal) != 0) Raise("42P03", Cat("cursor ", Quoted(portal), " already exists"));
     Portal p{it->second.sql, {}};
     for (const auto& v : b.params) p.params.push_back(v ? std::optional<std::string>(std::string(*v)) : std::nullopt);
     portals_[portal] = std::move(p);
@@ -894,7 +904,7 @@ void FakePostgres::Session::DescribeMsg(std::span<const uint8_t> payload) {
       auto it = prepared_.find(name);
       if (it == prepared_.end()) {
         if (name.empty()) Raise("26000", "unnamed prepared statement does not exist");
-        Raise("26000", "prepared statement " + Quoted(name) + " does not exist");
+        Raise("26000", Cat("prepared statement ", Quoted(name), " does not exist"));
       }
       sql = it->second.sql;
       nparams = std::max(it->second.types.size(), ParamCount(sql));
@@ -905,7 +915,7 @@ void FakePostgres::Session::DescribeMsg(std::span<const uint8_t> payload) {
       protocol::AppendParameterDescription(&out_, types);
     } else {
       auto it = portals_.find(name);
-      if (it == portals_.end()) Raise("34000", "portal " + Quoted(name) + " does not exist");
+      if (it == portals_.end()) Raise("34000", Cat("portal ", Quoted(name), " does not exist"));
       sql = it->second.sql;
       nparams = it->second.params.size();
     }
@@ -928,7 +938,7 @@ void FakePostgres::Session::ExecuteMsg(std::span<const uint8_t> payload) {
   std::string sql;
   try {
     auto it = portals_.find(std::string(portal_name));
-    if (it == portals_.end()) Raise("34000", "portal " + Quoted(portal_name) + " does not exist");
+    if (it == portals_.end()) Raise("34000", Cat("portal ", Quoted(portal_name), " does not exist"));
     sql = it->second.sql;
     Params params = it->second.params;
     if (sql.empty()) {
@@ -1000,7 +1010,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::Run(const std::string& sql
       local_.clear();
       o.tag = "DISCARD ALL";
     } else {
-      o.tag = what.Is("temporary") ? "DISCARD TEMP" : "DISCARD " + Lower(what.text == "temp" ? "TEMP" : what.text);
+      o.tag = what.Is("temporary") ? "DISCARD TEMP" : Cat("DISCARD ", what.text);
       for (char& c : o.tag) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     }
     return o;
@@ -1019,7 +1029,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::Run(const std::string& sql
       o.tag = "DEALLOCATE ALL";
     } else {
       if (prepared_.erase(t[k].text) == 0) {
-        Raise("26000", "prepared statement " + Quoted(t[k].text) + " does not exist");
+        Raise("26000", Cat("prepared statement ", Quoted(t[k].text), " does not exist"));
       }
       o.tag = "DEALLOCATE";
     }
@@ -1037,7 +1047,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::Run(const std::string& sql
     body = b == std::string::npos ? std::string() : body.substr(b);
     Run(body, Params(ParamCount(body)), false, false, true);  // its syntax
     if (describe_only) return o;
-    if (prepared_.count(name) != 0) Raise("42P05", "prepared statement " + Quoted(name) + " already exists");
+    if (prepared_.count(name) != 0) Raise("42P05", Cat("prepared statement ", Quoted(name), " already exists"));
     size_t ntypes = 0;
     if (t[2].IsOp("(")) {
       for (size_t k = 3; !t[k].IsOp(")") && t[k].kind != Token::kEnd; ++k) ntypes += t[k].kind == Token::kIdent;
@@ -1049,7 +1059,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::Run(const std::string& sql
   if (first.Is("execute")) {
     if (t[1].kind != Token::kIdent && t[1].kind != Token::kQuotedIdent) Raise("42601", "syntax error at or near EXECUTE");
     auto it = prepared_.find(t[1].text);
-    if (it == prepared_.end()) Raise("26000", "prepared statement " + Quoted(t[1].text) + " does not exist");
+    if (it == prepared_.end()) Raise("26000", Cat("prepared statement ", Quoted(t[1].text), " does not exist"));
     Params args;
     if (t[2].IsOp("(")) {
       size_t pos = 3;
@@ -1140,7 +1150,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::RunSelect(const std::vecto
     } else {
       for (const std::string& n : names) o.rows.push_back({n});
     }
-    o.tag = "SELECT " + std::to_string(o.rows.size());
+    o.tag = Cat("SELECT ", std::to_string(o.rows.size()));
     return o;
   }
   auto call = [this](const std::string& f, const std::vector<std::optional<std::string>>& a) -> std::optional<std::string> {
@@ -1149,7 +1159,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::RunSelect(const std::vecto
       if (!a[0]) return std::nullopt;
       const bool missing_ok = a.size() == 2 && a[1] && (*a[1] == "t" || *a[1] == "true");
       std::optional<std::string> v = CurrentSetting(Lower(*a[0]));
-      if (!v && !missing_ok) Raise("42704", "unrecognized configuration parameter " + Quoted(*a[0]));
+      if (!v && !missing_ok) Raise("42704", Cat("unrecognized configuration parameter ", Quoted(*a[0])));
       return v;
     }
     if (f == "set_config") {
@@ -1196,7 +1206,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::RunSelect(const std::vecto
   }
   if (o.columns.empty()) Raise("0A000", "fake_postgres: SELECT without targets");
   if (!describe_only) o.rows.push_back(std::move(row));
-  o.tag = "SELECT " + std::to_string(o.rows.size());
+  o.tag = Cat("SELECT ", std::to_string(o.rows.size()));
   return o;
 }
 
@@ -1224,7 +1234,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::RunShow(const std::vector<
   o.columns = {b != nullptr ? Lower(b->name) : Lower(name)};
   if (describe_only) return o;
   std::optional<std::string> v = CurrentSetting(Lower(name));
-  if (!v) Raise("42704", "unrecognized configuration parameter " + Quoted(Lower(name)));
+  if (!v) Raise("42704", Cat("unrecognized configuration parameter ", Quoted(Lower(name))));
   o.rows.push_back({*v});
   o.tag = "SHOW";
   return o;

@@ -13,6 +13,8 @@
 #include <sstream>
 
 #include "conf/loader.h"
+#include "protocol/frame_decoder.h"
+#include "protocol/messages.h"
 #include "proxy/log.h"
 #include "proxy/pooler.h"
 
@@ -394,6 +396,174 @@ std::vector<std::string> RunPipeline(PGconn* c, const std::vector<PipelineStep>&
   }
   if (PQexitPipelineMode(c) != 1) outcomes.push_back(std::string("exit pipeline: ") + PQerrorMessage(c));
   return outcomes;
+}
+
+// ---------------------------------------------------------------- RawClient
+
+RawClient::~RawClient() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool RawClient::Connect(int port, const std::vector<std::pair<std::string, std::string>>& params, std::string* error) {
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    *error = "connect failed";
+    return false;
+  }
+  std::string startup;
+  protocol::AppendStartupMessage(&startup, params);
+  Send(startup);
+  std::vector<std::string> login = ReadUntilReady();
+  if (login.empty() || login.back().rfind("Z:", 0) != 0) {
+    *error = "login failed:";
+    for (const std::string& m : login) *error += " " + m;
+    return false;
+  }
+  return true;
+}
+
+void RawClient::Send(const std::string& bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+bool RawClient::ReadSome(int timeout_ms) {
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, timeout_ms) <= 0) return false;
+  char buf[65536];
+  ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+  if (n <= 0) return false;
+  in_.append(buf, static_cast<size_t>(n));
+  return true;
+}
+
+bool RawClient::NextMessage(std::string* readable, char* type) {
+  std::span<const uint8_t> data(reinterpret_cast<const uint8_t*>(in_.data()), in_.size());
+  protocol::Frame f;
+  if (protocol::DecodeTyped(data, 1u << 30, &f) != protocol::DecodeStatus::kFrame) return false;
+  std::string_view payload(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+  *type = f.type;
+  auto cstrings = [&](size_t from) {
+    std::vector<std::string> out;
+    while (from < payload.size() && payload[from] != '\0') {
+      size_t nul = payload.find('\0', from);
+      out.emplace_back(payload.substr(from, nul - from));
+      from = nul + 1;
+    }
+    return out;
+  };
+  switch (f.type) {
+    case 'C':
+      *readable = "C:";
+      readable->append(payload.substr(0, payload.find('\0')));
+      break;
+    case 'E': {
+      protocol::ErrorFields e = protocol::ParseErrorFields(f.payload);
+      *readable = "E:" + e.sqlstate;
+      break;
+    }
+    case 'Z':
+      *readable = "Z:";
+      readable->append(payload.substr(0, 1));
+      break;
+    case 'S': {
+      std::vector<std::string> kv = cstrings(0);
+      *readable = "S:";
+      if (kv.size() == 2) {
+        readable->append(kv[0]).append("=").append(kv[1]);
+      } else {
+        readable->append("?");
+      }
+      break;
+    }
+    case 'T': {
+      *readable = "T:";
+      size_t pos = 2;
+      int16_t n = static_cast<int16_t>((static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1]));
+      for (int k = 0; k < n && pos < payload.size(); ++k) {
+        size_t nul = payload.find('\0', pos);
+        if (k > 0) *readable += ",";
+        *readable += std::string(payload.substr(pos, nul - pos));
+        pos = nul + 1 + 18;
+      }
+      break;
+    }
+    case 'D': {
+      *readable = "D:";
+      size_t pos = 2;
+      int16_t n = static_cast<int16_t>((static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1]));
+      for (int k = 0; k < n && pos + 4 <= payload.size(); ++k) {
+        int32_t len = static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint8_t>(payload[pos])) << 24) |
+                                           (static_cast<uint32_t>(static_cast<uint8_t>(payload[pos + 1])) << 16) |
+                                           (static_cast<uint32_t>(static_cast<uint8_t>(payload[pos + 2])) << 8) |
+                                           static_cast<uint32_t>(static_cast<uint8_t>(payload[pos + 3])));
+        pos += 4;
+        if (k > 0) *readable += ",";
+        if (len < 0) {
+          *readable += "NULL";
+        } else {
+          *readable += std::string(payload.substr(pos, static_cast<size_t>(len)));
+          pos += static_cast<size_t>(len);
+        }
+      }
+      break;
+    }
+    default:
+      *readable = std::string(1, f.type);
+      break;
+  }
+  in_.erase(0, f.total_size);
+  return true;
+}
+
+std::vector<std::string> RawClient::ReadUntilReady(int ready) {
+  std::vector<std::string> out;
+  const auto deadline = std::chrono::steady_clock::now() + kClientTimeout;
+  int seen = 0;
+  for (int guard = 0; guard < 100000 && seen < ready; ++guard) {
+    std::string m;
+    char type = 0;
+    if (NextMessage(&m, &type)) {
+      if (type == 'R' || type == 'K') continue;  // login bookkeeping
+      out.push_back(m);
+      if (type == 'Z') ++seen;
+      continue;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      out.push_back("TIMEOUT");
+      break;
+    }
+    if (!ReadSome(static_cast<int>(left.count()))) {
+      out.push_back(std::chrono::steady_clock::now() < deadline ? "EOF" : "TIMEOUT");
+      break;
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> RawClient::ReadFor(int ms) {
+  std::vector<std::string> out;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  for (int guard = 0; guard < 100000; ++guard) {
+    std::string m;
+    char type = 0;
+    if (NextMessage(&m, &type)) {
+      out.push_back(m);
+      continue;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !ReadSome(static_cast<int>(left.count()))) break;
+  }
+  return out;
 }
 
 }  // namespace pgtenant::testing

@@ -117,4 +117,29 @@ struct PipelineStep {
 };
 std::vector<std::string> RunPipeline(PGconn* c, const std::vector<PipelineStep>& steps);
 
+// A client that speaks the protocol itself, for what libpq cannot send (a Close of a
+// statement, a Flush, a hand-made sequence of extended-protocol messages).
+class RawClient {
+ public:
+  // Connects to 127.0.0.1:`port` and logs in (trust) with these startup parameters.
+  bool Connect(int port, const std::vector<std::pair<std::string, std::string>>& params, std::string* error);
+  ~RawClient();
+  void Send(const std::string& bytes);
+  // Reads backend messages until `ready` ReadyForQuery messages arrived (bounded wait), each as
+  // a readable string: "1" ParseComplete, "2" BindComplete, "3" CloseComplete, "n" NoData,
+  // "t" ParameterDescription, "T:<col>,..." RowDescription, "D:<v>,..." DataRow,
+  // "C:<tag>" CommandComplete, "E:<sqlstate>" ErrorResponse, "N" notice, "S:<name>=<value>"
+  // ParameterStatus, "Z:<status>" ReadyForQuery, "I" EmptyQueryResponse, "s" PortalSuspended.
+  // Stops early, with "TIMEOUT" or "EOF" last, when they do not come.
+  std::vector<std::string> ReadUntilReady(int ready = 1);
+  // Whatever arrives within `ms` (nothing, usually: a check that the proxy holds answers back).
+  std::vector<std::string> ReadFor(int ms);
+
+ private:
+  bool ReadSome(int timeout_ms);
+  bool NextMessage(std::string* readable, char* type);
+  int fd_ = -1;
+  std::string in_;
+};
+
 }  // namespace pgtenant::testing

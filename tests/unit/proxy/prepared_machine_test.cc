@@ -178,8 +178,10 @@ TEST_F(PreparedMachineTest, LeastRecentlyUsedStatementsAreEvicted) {
   ASSERT_TRUE(a);
   for (int round = 0; round < 2; ++round) {
     for (int k = 1; k <= 3; ++k) {
-      const std::string name = "s" + std::to_string(k);
-      const std::string sql = "select " + std::to_string(k);
+      std::string name = "s";
+      name += std::to_string(k);
+      std::string sql = "select ";
+      sql += std::to_string(k);
       if (round == 0) {
         ASSERT_TRUE(Prepare(a.get(), name, sql).ok()) << name;
       }

@@ -162,5 +162,119 @@ TEST_F(BelieveTheServerTest, RolledBackResetAll) {
       Seq({{"Q:RESET ALL;"}, Plain("t2")}), " -c search_path=a_path,public", "t1", "a_path,public");
 }
 
+// ---- more sequences in the same spirit
+
+// Prepared statements are not transactional: a DEALLOCATE ALL stays done when its block rolls
+// back, and the server's tag said it ran.
+TEST_F(BelieveTheServerTest, DeallocateAllInABlockThatRollsBack) {
+  RunSequence(
+      [](PGconn* a) {
+        EXPECT_EQ(Query(a, "BEGIN").Tag(), "BEGIN");
+        EXPECT_EQ(Value(a, "select 1"), "1");  // the block is on the server now
+        EXPECT_EQ(Query(a, "DEALLOCATE ALL").Tag(), "DEALLOCATE ALL");
+        EXPECT_EQ(Query(a, "ROLLBACK").Tag(), "ROLLBACK");
+      },
+      Seq({{CloseSetTenant(), ParseSetTenant()}, Plain("t2")}));
+}
+
+// The same DEALLOCATE ALL in a block that has not reached a server yet (a deferred BEGIN):
+// pgtenant answers it (the client's protocol-level names go), and the server's statements stay.
+TEST_F(BelieveTheServerTest, DeallocateAllInADeferredBlock) {
+  RunSequence(
+      [this](PGconn* a) {
+        const size_t mark = Mark();
+        EXPECT_EQ(Query(a, "BEGIN").Tag(), "BEGIN");
+        EXPECT_EQ(Query(a, "DEALLOCATE ALL").Tag(), "DEALLOCATE ALL");
+        EXPECT_EQ(Query(a, "ROLLBACK").Tag(), "ROLLBACK");
+        EXPECT_EQ(SentSince(mark), std::vector<std::string>{});
+      },
+      Plain("t2"));
+}
+
+TEST_F(BelieveTheServerTest, DiscardAllAlone) {
+  RunSequence([](PGconn* a) { EXPECT_EQ(Query(a, "DISCARD ALL").Tag(), "DISCARD ALL"); },
+              Seq({{"Q:RESET ALL;", CloseSetTenant(), ParseSetTenant()}, Plain("t2")}));
+}
+
+// A committed RESET ALL: the sender gets its startup settings back; the next client's prelude
+// cannot know what the session holds and starts with RESET ALL.
+TEST_F(BelieveTheServerTest, ResetAllInACommittedBlock) {
+  RunSequence(
+      [](PGconn* a) {
+        EXPECT_EQ(Query(a, "BEGIN").Tag(), "BEGIN");
+        EXPECT_EQ(Query(a, "RESET ALL").Tag(), "RESET");
+        EXPECT_EQ(Query(a, "COMMIT").Tag(), "COMMIT");
+      },
+      Seq({{"Q:RESET ALL;"}, Plain("t2")}), " -c search_path=a_path,public", "t1", "a_path,public");
+}
+
+// RESET of one setting: its block may still roll back, so the settings are unknown.
+TEST_F(BelieveTheServerTest, ResetOfOneSetting) {
+  RunSequence([](PGconn* a) { EXPECT_EQ(Query(a, "RESET search_path").Tag(), "RESET"); },
+              Seq({{"Q:RESET ALL;"}, Plain("t2")}), " -c search_path=a_path,public", "t1", "a_path,public");
+}
+
+// A RESET ALL prepared once and run again by Bind/Execute alone: only its tag shows it ran.
+TEST_F(BelieveTheServerTest, PreparedResetAllExecutedByBindAlone) {
+  RunSequence(
+      [this](PGconn* a) {
+        ASSERT_TRUE(Prepare(a, "a_reset", "RESET ALL").ok());
+        PGconnPtr other = Client("t3");
+        ASSERT_TRUE(other);
+        EXPECT_EQ(Tenant(other.get()), "t3");
+        EXPECT_EQ(ExecPrepared(a, "a_reset").Tag(), "RESET");
+      },
+      Seq({{"Q:RESET ALL;"}, Plain("t2")}), " -c search_path=a_path,public", "t1", "a_path,public");
+}
+
+// A SET of a reported setting in a block that rolls back: the server reports the old value
+// again, and nothing of it stays for B.
+TEST_F(BelieveTheServerTest, SetInARolledBackBlock) {
+  RunSequence(
+      [](PGconn* a) {
+        EXPECT_EQ(Query(a, "BEGIN").Tag(), "BEGIN");
+        EXPECT_EQ(Query(a, "SET application_name = 'a_in_block'").Tag(), "SET");
+        EXPECT_EQ(Query(a, "ROLLBACK").Tag(), "ROLLBACK");
+        EXPECT_STREQ(PQparameterStatus(a, "application_name"), "");
+      },
+      // The reports made A's (and the server's) application_name an explicit '': B, who
+      // gave none, gets it RESET.
+      Seq({{"Q:RESET \"application_name\";"}, Plain("t2")}));
+}
+
+// A's tenant named by SET LOCAL in a block that commits: it ended with the block.
+TEST_F(BelieveTheServerTest, SetLocalTenantInACommittedBlock) {
+  RunSequence(
+      [](PGconn* a) {
+        EXPECT_EQ(Query(a, "BEGIN").Tag(), "BEGIN");
+        EXPECT_EQ(Query(a, "SET LOCAL app.tenant_id = 't3'").Tag(), "SET");
+        EXPECT_EQ(Tenant(a), "t3");
+        EXPECT_EQ(Query(a, "COMMIT").Tag(), "COMMIT");
+      },
+      Plain("t2"));
+}
+
+// A's tenant changed by SET in a deferred block that rolls back: not A's tenant after all.
+TEST_F(BelieveTheServerTest, SessionTenantSetInARolledBackBlock) {
+  RunSequence(
+      [](PGconn* a) {
+        EXPECT_EQ(Query(a, "BEGIN").Tag(), "BEGIN");
+        EXPECT_EQ(Query(a, "SET app.tenant_id = 't3'").Tag(), "SET");
+        EXPECT_EQ(Tenant(a), "t3");
+        EXPECT_EQ(Query(a, "ROLLBACK").Tag(), "ROLLBACK");
+      },
+      Plain("t2"));
+}
+
+// A Query that fails after pgtenant set A's tenant in its implicit transaction.
+TEST_F(BelieveTheServerTest, AnErrorAfterASetInOneQuery) {
+  RunSequence(
+      [](PGconn* a) {
+        EXPECT_EQ(Value(a, "SET application_name = 'gone'; select 1/0"), "ERROR:22012");
+        EXPECT_STREQ(PQparameterStatus(a, "application_name"), "");
+      },
+      Plain("t2"));
+}
+
 }  // namespace
 }  // namespace pgtenant::testing

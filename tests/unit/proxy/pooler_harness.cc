@@ -193,6 +193,7 @@ PGconnPtr PoolerHarness::Connect(const std::string& extra, std::string* error) {
     if (error) *error = PQerrorMessage(c.get());
     return nullptr;
   }
+  PQsetNoticeProcessor(c.get(), [](void*, const char*) {}, nullptr);  // warnings are expected
   return c;
 }
 

@@ -413,6 +413,18 @@ class FakePostgres::Session {
       : pid_(pid), user_(std::move(user)), hook_(std::move(hook)), completed_(completed) {}
 
   int32_t pid() const { return pid_; }
+  bool hung() const { return hung_; }
+  // A CancelRequest for this backend: a hanging statement ends with 57014.
+  void CancelHung() {
+    if (!hung_) return;
+    hung_ = false;
+    Fail(SqlError{"57014", "canceling statement due to user request"});
+    if (hung_in_query_) {
+      ReadyForQuery();
+    } else {
+      ignore_till_sync_ = true;
+    }
+  }
   char status() const { return block_ == Block::kExplicit ? 'T' : block_ == Block::kFailed ? 'E' : 'I'; }
   std::string& out() { return out_; }
   bool close_requested() const { return close_; }
@@ -604,6 +616,8 @@ class FakePostgres::Session {
   bool flush_ = false;
   bool close_ = false;
   Block block_ = Block::kNone;
+  bool hung_ = false;              // a statement hangs until a cancel (Injection::hang)
+  bool hung_in_query_ = false;     // ... in a simple Query (else in an Execute)
   bool pipelining_ = false;        // an Execute completed in the current implicit transaction
   bool ignore_till_sync_ = false;  // an extended-protocol error: skip to Sync
   std::map<std::string, std::string> session_, saved_session_, local_;
@@ -786,6 +800,11 @@ void FakePostgres::Session::Precheck(const std::string& sql) {
     Raise("25P02", "current transaction is aborted, commands ignored until end of transaction block");
   }
   if (std::optional<Injection> inj = hook_(sql)) {
+    if (inj->hang) {
+      hung_ = true;
+      flush_ = true;  // what came before it reaches the client, as a running query's would
+      throw SqlError{"", ""};
+    }
     if (inj->close_connection) {
       if (inj->fatal) protocol::AppendError(&out_, "FATAL", inj->sqlstate, inj->message);
       close_ = true;
@@ -821,6 +840,10 @@ void FakePostgres::Session::SimpleQuery(const std::string& sql) {
       completed_->push_back(o.tag + "|" + stmt);
     } catch (const SqlError& e) {
       if (close_) return;
+      if (hung_) {
+        hung_in_query_ = true;
+        return;  // the rest of the Query is dropped: a cancel aborts it anyway
+      }
       Fail(e);
       break;
     }
@@ -955,6 +978,10 @@ void FakePostgres::Session::ExecuteMsg(std::span<const uint8_t> payload) {
     if (block_ == Block::kImplicit) pipelining_ = true;
   } catch (const SqlError& e) {
     if (close_) return;
+    if (hung_) {
+      hung_in_query_ = false;
+      return;
+    }
     Fail(e);
     ignore_till_sync_ = true;
   }
@@ -1512,6 +1539,12 @@ char FakePostgres::TransactionStatus(int conn) const {
   return conns_[conn]->session->status();
 }
 
+bool FakePostgres::Hanging(int conn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (conn < 0 || conn >= static_cast<int>(conns_.size()) || !conns_[conn]->session) return false;
+  return conns_[conn]->session->hung();
+}
+
 int32_t FakePostgres::BackendPid(int conn) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (conn < 0 || conn >= static_cast<int>(conns_.size())) return 0;
@@ -1621,6 +1654,13 @@ void FakePostgres::Serve(Conn& c) {
     c.open = false;
   };
   while (c.open) {
+    if (c.session && (c.session->hung() || !c.session->out().empty())) {
+      if (!c.session->out().empty() && (c.session->TakeFlush() || c.session->hung())) {
+        SendAll(c.fd, c.session->out());
+        c.session->out().clear();
+      }
+      if (c.session->hung()) return;  // nothing more is read until a cancel
+    }
     std::span<const uint8_t> data(reinterpret_cast<const uint8_t*>(c.in.data()), c.in.size());
     protocol::Frame f;
     if (!c.started) {
@@ -1643,7 +1683,15 @@ void FakePostgres::Serve(Conn& c) {
         cancel += " ";
         cancel += std::to_string(packet->cancel_key);
         cancels_.push_back(cancel);
-        return finish("");
+        finish("");
+        for (auto& other : conns_) {
+          if (other->open && other->session && other->pid == packet->cancel_pid &&
+              other->pid * 7 + 1 == packet->cancel_key && other->session->hung()) {
+            other->session->CancelHung();
+            Serve(*other);  // sends the error and goes on with what the connection sent since
+          }
+        }
+        return;
       }
       std::string line = "startup";
       std::string user;

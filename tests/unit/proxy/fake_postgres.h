@@ -61,6 +61,10 @@ class FakePostgres {
     // with a FATAL ErrorResponse first when `fatal` is set.
     bool close_connection = false;
     bool fatal = false;
+    // Instead of an error, the statement runs until a CancelRequest for its backend arrives
+    // (then 57014, as pg_sleep would end) or the connection closes; nothing else the
+    // connection sent is read meanwhile.
+    bool hang = false;
   };
   void Inject(const Injection& injection);
   void ClearInjections();
@@ -94,6 +98,8 @@ class FakePostgres {
   int32_t BackendPid(int conn) const;
   // Cancel requests received, as "pid key".
   std::vector<std::string> Cancels() const;
+  // A statement of connection `conn` hangs (Injection::hang) right now.
+  bool Hanging(int conn) const;
 
   // Waits (bounded) until `done` holds; checks it under the fake's lock every few ms.
   bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;

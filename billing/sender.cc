@@ -19,6 +19,7 @@ using Clock = std::chrono::steady_clock;
 Sender::Sender(UsageLedger* ledger, SenderOptions options, std::shared_ptr<const CustomerMap> customers)
     : ledger_(ledger), options_(std::move(options)), customers_(std::move(customers)) {
   if (!customers_) customers_ = std::make_shared<const CustomerMap>();
+  event_names_ = options_.event_names;
 }
 
 Sender::~Sender() { Stop(); }
@@ -60,9 +61,27 @@ void Sender::Stop() {
   }
 }
 
+std::optional<std::string> CustomerMap::For(const std::string& tenant) const {
+  auto it = by_tenant.find(tenant);
+  if (it != by_tenant.end()) return it->second;
+  if (default_rule.empty()) return std::nullopt;
+  std::string customer;
+  size_t at = default_rule.find("{tenant}");
+  if (at == std::string::npos) return default_rule;  // one customer pays for every tenant
+  customer.append(default_rule, 0, at);
+  customer += tenant;
+  customer.append(default_rule, at + 8);
+  return customer;
+}
+
 void Sender::SetCustomers(std::shared_ptr<const CustomerMap> customers) {
   std::lock_guard<std::mutex> lock(mu_);
   customers_ = customers ? std::move(customers) : std::make_shared<const CustomerMap>();
+}
+
+void Sender::SetEventNames(const std::array<std::string, kMeterCount>& event_names) {
+  std::lock_guard<std::mutex> lock(mu_);
+  event_names_ = event_names;
 }
 
 void Sender::Wake() {
@@ -185,19 +204,20 @@ void Sender::Rescan(std::vector<Pending>* pending) {
 Sender::Done Sender::Process(Pending* item) {
   RecordView v = ledger_->Read(item->slot);
   int64_t now = Now();
-  const std::string& event_name = options_.event_names[static_cast<size_t>(v.meter)];
+  std::string event_name;
   std::shared_ptr<const CustomerMap> customers;
   {
     std::lock_guard<std::mutex> lock(mu_);
     customers = customers_;
+    event_name = event_names_[static_cast<size_t>(v.meter)];
   }
-  auto customer = customers->find(v.tenant);
-  if (event_name.empty() || customer == customers->end()) {
+  std::optional<std::string> customer = customers->For(v.tenant);
+  if (event_name.empty() || !customer) {
     ledger_->SetState(v.slot, RecordState::kUnbilled, now, v.attempts);
     counters_.unbilled.fetch_add(1);
     return Done::kYes;
   }
-  MeterEventRequest request{event_name, customer->second,
+  MeterEventRequest request{event_name, *customer,
                             MeterEventIdentifier(options_.instance, event_name, v.tenant, v.window_start),
                             BilledValue(v.meter, v.value), v.window_start};
   if (now - v.window_start > options_.max_event_age_seconds) {

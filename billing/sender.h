@@ -30,6 +30,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -42,8 +43,15 @@
 
 namespace pgtenant::billing {
 
-// tenant id -> Stripe customer id (cus_...). Immutable once shared; replaced whole.
-using CustomerMap = std::unordered_map<std::string, std::string>;
+// Who pays for a tenant: its own Stripe customer id (cus_...), or for a tenant not listed the
+// default rule with "{tenant}" replaced by its id (config billing.default_customer); neither:
+// the tenant's windows are unbilled. Immutable once shared; replaced whole on reload.
+struct CustomerMap {
+  std::unordered_map<std::string, std::string> by_tenant;
+  std::string default_rule;  // "" = tenants not listed have no customer
+
+  std::optional<std::string> For(const std::string& tenant) const;
+};
 
 struct SenderOptions {
   std::string instance;  // the identifier prefix (billing/window.h); distinct per deployment
@@ -92,6 +100,9 @@ class Sender {
   void Stop();
 
   void SetCustomers(std::shared_ptr<const CustomerMap> customers);
+  // A reload may bill a meter under another event name, or stop billing it (""): windows closed
+  // from then on follow the new names.
+  void SetEventNames(const std::array<std::string, kMeterCount>& event_names);
   void Wake();  // look for closed windows now (after UsageLedger::CloseWindowsBefore)
   SenderStats Stats() const;
 
@@ -120,9 +131,10 @@ class Sender {
   std::unique_ptr<StripeClient> client_;
   int dead_letter_fd_ = -1;
 
-  mutable std::mutex mu_;  // guards customers_, wake_ and the condition variable's waits
+  mutable std::mutex mu_;  // guards customers_, event_names_, wake_ and the condition variable's waits
   std::condition_variable cv_;
   std::shared_ptr<const CustomerMap> customers_;
+  std::array<std::string, kMeterCount> event_names_;  // options_.event_names, then SetEventNames
   bool wake_ = false;
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -41,14 +41,6 @@ int64_t WindowStart(int64_t unix_seconds, int64_t window_seconds) {
   return unix_seconds - r;
 }
 
-bool ValidInstance(std::string_view instance) {
-  if (instance.empty() || instance.size() > kInstanceMaxLength) return false;
-  for (char c : instance) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
-  }
-  return true;
-}
-
 std::string MeterEventIdentifier(std::string_view instance, std::string_view event_name,
                                  std::string_view tenant, int64_t window_start) {
   std::string start = std::to_string(window_start);

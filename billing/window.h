@@ -40,7 +40,14 @@ int64_t WindowStart(int64_t unix_seconds, int64_t window_seconds);
 inline int64_t WindowEnd(int64_t start, int64_t window_seconds) { return start + window_seconds; }
 
 // An instance prefix is 1-20 characters of [a-z0-9_] (it appears in every identifier).
-bool ValidInstance(std::string_view instance);
+// Inline so that conf/validate.cc can check billing.instance with the header alone.
+inline bool ValidInstance(std::string_view instance) {
+  if (instance.empty() || instance.size() > kInstanceMaxLength) return false;
+  for (char c : instance) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
 
 // REQUIRES: ValidInstance(instance), !event_name.empty(), !tenant.empty().
 std::string MeterEventIdentifier(std::string_view instance, std::string_view event_name,

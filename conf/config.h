@@ -110,6 +110,24 @@ struct Tenant {
   std::string template_name = {};
   std::string database = {};
   std::string host = {};
+  // The Stripe customer billed for this tenant's usage (billing:, docs/billing.md).
+  std::string stripe_customer = {};
+};
+
+// Usage billing to Stripe meters (docs/billing.md). Off while state_dir is empty.
+struct Billing {
+  bool enabled() const { return !state_dir.empty(); }
+  std::string state_dir;                 // the usage ledger and the dead-letter file
+  Millis window = 3600000;               // the reporting window: one meter event per tenant, meter, window
+  std::string instance = "pgtenant";     // the identifier prefix; distinct per deployment
+  std::string api_base = "https://api.stripe.com";
+  std::string api_key_env = "STRIPE_API_KEY";  // the secret key comes from this variable only
+  int max_requests_per_second = 100;
+  // Meter name (server_ms, transactions, queries, bytes_in, bytes_out) -> Stripe event_name.
+  std::map<std::string, std::string> meters;
+  // The customer of a tenant without tenants.X.stripe_customer: "{tenant}" is replaced by its id
+  // ("" = such tenants are counted, never sent).
+  std::string default_customer;
 };
 
 struct Timeouts {
@@ -139,6 +157,7 @@ struct Config {
   // The budget of server connections across every pool, and per backend host:port (0: none).
   int max_server_connections = 0;
   int max_server_connections_per_host = 0;
+  Billing billing;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

@@ -48,6 +48,7 @@ class ConfigDecoder {
         {"config_watch", Bool(&c_.config_watch)},
         {"timeouts", [&](const Node& n, const Path& p) { Timeouts(n, p); }},
         {"limits", [&](const Node& n, const Path& p) { Limits(n, p); }},
+        {"billing", [&](const Node& n, const Path& p) { Billing(n, p); }},
     });
   }
 
@@ -190,7 +191,8 @@ class ConfigDecoder {
                          {"max_server_connections", Int(&tenant.max_server_connections)},
                          {"template", Str(&tenant.template_name)},
                          {"database", Str(&tenant.database)},
-                         {"host", Str(&tenant.host)}});
+                         {"host", Str(&tenant.host)},
+                         {"stripe_customer", Str(&tenant.stripe_customer)}});
     });
   }
 
@@ -218,6 +220,24 @@ class ConfigDecoder {
     }},
                             {"max_server_connections", Int(&c_.max_server_connections)},
                             {"max_server_connections_per_host", Int(&c_.max_server_connections_per_host)}});
+  }
+
+  void Billing(const Node& node, const Path& path) {
+    ::pgtenant::conf::Billing& b = c_.billing;
+    r_.ReadMap(node, path, {
+        {"state_dir", Str(&b.state_dir)},
+        {"window", Duration(&b.window)},
+        {"instance", Str(&b.instance)},
+        {"api_base", Str(&b.api_base)},
+        {"api_key_env", Str(&b.api_key_env)},
+        {"max_requests_per_second", Int(&b.max_requests_per_second)},
+        {"default_customer", Str(&b.default_customer)},
+        {"meters", [&](const Node& n, const Path& p) {
+           r_.ReadNamedMap(n, p, [&](const std::string& meter, const Node& v, const Path& mp) {
+             r_.ReadString(v, mp, &b.meters[meter]);
+           });
+         }},
+    });
   }
 
   YamlReader& r_;
@@ -309,6 +329,7 @@ void ResolveExternal(Config* config) {
   std::filesystem::path base = std::filesystem::path(config->source_path).parent_path();
   config->listen.tls.cert_file = ResolveFile(config->listen.tls.cert_file, base);
   config->listen.tls.key_file = ResolveFile(config->listen.tls.key_file, base);
+  config->billing.state_dir = ResolveFile(config->billing.state_dir, base);
   for (auto* pools : {&config->pools, &config->pool_templates}) {
     for (auto& [name, pool] : *pools) {
       pool.ca_file = ResolveFile(pool.ca_file, base);

@@ -12,6 +12,9 @@
 #include <set>
 #include <system_error>
 
+#include "billing/meter.h"   // header only: the meter names are the ledger's
+#include "billing/window.h"  // header only: ValidInstance
+
 namespace pgtenant::conf {
 namespace {
 
@@ -76,6 +79,7 @@ class Validator {
     Range("limits.max_message_size", c_.max_message_size, kMinMessageSize, kMaxMessageSize);
     Range("limits.max_server_connections", c_.max_server_connections, 0, INT32_MAX);
     Range("limits.max_server_connections_per_host", c_.max_server_connections_per_host, 0, INT32_MAX);
+    Billing();
   }
 
  private:
@@ -273,6 +277,42 @@ class Validator {
       Range(p + ".max_client_connections", tenant.max_client_connections, 0, INT32_MAX);
       Range(p + ".max_server_connections", tenant.max_server_connections, 0, INT32_MAX);
     }
+  }
+
+  void Billing() {
+    const conf::Billing& b = c_.billing;
+    if (!b.enabled()) {
+      if (lines_.Has("billing")) {
+        Error("billing.state_dir", "is required to meter usage", "a directory pgtenant may write; or remove 'billing'");
+      }
+      return;
+    }
+    // Windows shorter than a second are for nobody; longer than a day would keep usage from
+    // Stripe for too long (and Stripe bills by the period anyway).
+    if (b.window < 1000 || b.window > 86400000 || b.window % 1000 != 0) {
+      Error("billing.window", "must be a whole number of seconds from 1s to 24h");
+    }
+    if (!billing::ValidInstance(b.instance)) {
+      Error("billing.instance", "must be 1 to 20 characters of a-z, 0-9 and _",
+            "a short name of this deployment: it begins every meter event's identifier");
+    }
+    if (b.api_base.rfind("https://", 0) != 0 && b.api_base.rfind("http://127.0.0.1", 0) != 0 &&
+        b.api_base.rfind("http://localhost", 0) != 0) {
+      Error("billing.api_base", "must be an https:// URL", "plain http is allowed only to 127.0.0.1 or localhost (tests)");
+    }
+    Required("billing.api_key_env", b.api_key_env, "the environment variable holding the Stripe secret key");
+    Range("billing.max_requests_per_second", b.max_requests_per_second, 1, 1000);
+    std::vector<std::string> names(billing::kMeterNames.begin(), billing::kMeterNames.end());
+    for (const auto& [meter, event] : b.meters) {
+      std::string p = "billing.meters." + meter;
+      if (!billing::MeterFromName(meter)) {
+        std::string close = ClosestMatch(meter, names);
+        Error(p, "no meter named " + Quote(meter),
+              close.empty() ? "meters are server_ms, transactions, queries, bytes_in, bytes_out" : "did you mean '" + close + "'?");
+      }
+      if (event.empty() || event.size() > 100) Error(p, "needs the Stripe meter's event_name (1 to 100 characters)");
+    }
+    if (b.meters.empty()) Warning("billing.meters", "no meter is billed: usage is counted but nothing is sent");
   }
 
   void Auth() {

@@ -9,6 +9,10 @@
 //                               being reset before reuse), login (connecting or logging in)
 //   direction (tenant_bytes):   in (client -> pgtenant), out (pgtenant -> client)
 //   result (config_reloads):    success, failure
+//   result (billing_events):    delivered (Stripe took it), duplicate (Stripe had its identifier:
+//                               delivered earlier), retried (an attempt to be retried), failed
+//                               (refused for good), expired (too old for Stripe), unbilled (no
+//                               customer or no event name)
 //   pool:                       the pool's name; a pool made from a template reports under the
 //                               template's name (its tenant label tells the tenants apart)
 //   tenant:                     the tenant id, or "_other" / "_all" (see TenantLabels in metrics.h),
@@ -45,6 +49,10 @@ enum class MetricId {
   kTenantWaitSeconds,
   kConfigReloads,
   kConfigLastReloadSuccess,
+  kBillingEvents,
+  kBillingPendingWindows,
+  kBillingOldestPendingAge,
+  kBillingLastSuccess,
   kCount,  // not a metric: the number of entries
 };
 
@@ -102,6 +110,14 @@ inline constexpr MetricDef kMetricDefs[] = {
     {MetricId::kConfigLastReloadSuccess, "pgtenant_config_last_reload_success_timestamp_seconds",
      MetricType::kGauge, {},
      "Unix time of the last successful configuration load (the start-up load counts)."},
+    {MetricId::kBillingEvents, "pgtenant_billing_events_total", MetricType::kCounter, {"result"},
+     "Usage windows reported to Stripe, by result (delivered, duplicate, retried, failed, expired, unbilled)."},
+    {MetricId::kBillingPendingWindows, "pgtenant_billing_pending_windows", MetricType::kGauge, {},
+     "Closed usage windows not yet acknowledged by Stripe."},
+    {MetricId::kBillingOldestPendingAge, "pgtenant_billing_oldest_pending_age_seconds", MetricType::kGauge, {},
+     "Seconds since the oldest pending usage window ended (0: none pending)."},
+    {MetricId::kBillingLastSuccess, "pgtenant_billing_last_success_timestamp_seconds", MetricType::kGauge, {},
+     "Unix time Stripe last acknowledged a usage window (0: never)."},
 };
 
 static_assert(std::size(kMetricDefs) == static_cast<size_t>(MetricId::kCount),

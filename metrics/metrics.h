@@ -60,6 +60,20 @@ struct ClientCounts {
   int64_t idle = 0;     // logged in, no server connection, not waiting
 };
 
+// The billing sender's totals (billing/sender.h's SenderStats), for the billing series: counts
+// since start, as the sender keeps them.
+struct BillingCounts {
+  uint64_t delivered = 0;   // including duplicates
+  uint64_t duplicates = 0;
+  uint64_t retried = 0;
+  uint64_t failed = 0;
+  uint64_t expired = 0;
+  uint64_t unbilled = 0;
+  uint64_t pending = 0;
+  int64_t oldest_pending_age_seconds = 0;
+  int64_t last_success_unix = 0;
+};
+
 struct ServerCounts {
   int64_t active = 0;  // linked to a client
   int64_t idle = 0;    // ready to be handed out
@@ -111,6 +125,8 @@ class Metrics {
   virtual void OnClientDisconnected() = 0;
   // A reload attempt finished; ok == true also stamps the last-success timestamp with now.
   virtual void OnReload(bool ok) = 0;
+  // Billing is on: the sender's totals (the billing series exist from the first call).
+  virtual void SetBilling(const BillingCounts& counts) = 0;
 
   // A reload changed tenancy.default_pool; later Tenant() calls follow the new value (kDedicated).
   virtual void SetDefaultPool(const std::optional<std::string>& default_pool) = 0;

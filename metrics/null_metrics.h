@@ -26,6 +26,7 @@ class NullMetrics final : public Metrics {
   void OnClientConnected() override {}
   void OnClientDisconnected() override {}
   void OnReload(bool) override {}
+  void SetBilling(const BillingCounts&) override {}
   void SetDefaultPool(const std::optional<std::string>&) override {}
   void ForgetPool(const std::string&) override {}
 };

@@ -239,6 +239,15 @@ struct PrometheusMetrics::State {
   Counter* reload_success = nullptr;
   Counter* reload_failure = nullptr;
   Gauge* last_reload = nullptr;
+  // Billing: made by the first SetBilling(); the counters follow the sender's totals.
+  struct BillingSeries {
+    std::array<Counter*, 6> events{};  // delivered, duplicate, retried, failed, expired, unbilled
+    std::array<uint64_t, 6> seen{};
+    Gauge* pending = nullptr;
+    Gauge* oldest = nullptr;
+    Gauge* last_success = nullptr;
+  };
+  std::unique_ptr<BillingSeries> billing;
 
   std::unordered_map<std::string, PoolEntry> pools;
   // Handles of forgotten pools: kept so that pointers held by sessions stay valid. Bounded by the
@@ -436,6 +445,30 @@ void PrometheusMetrics::OnReload(bool ok) {
   }
   state_->reload_success->Increment();
   state_->last_reload->SetToCurrentTime();
+}
+
+void PrometheusMetrics::SetBilling(const BillingCounts& c) {
+  static constexpr const char* kResults[] = {"delivered", "duplicate", "retried", "failed", "expired", "unbilled"};
+  auto& b = state_->billing;
+  if (!b) {
+    b = std::make_unique<State::BillingSeries>();
+    for (size_t i = 0; i < b->events.size(); ++i) {
+      b->events[i] = &state_->C(MetricId::kBillingEvents).Add({{"result", kResults[i]}});
+    }
+    b->pending = &state_->G(MetricId::kBillingPendingWindows).Add({});
+    b->oldest = &state_->G(MetricId::kBillingOldestPendingAge).Add({});
+    b->last_success = &state_->G(MetricId::kBillingLastSuccess).Add({});
+  }
+  // "delivered" counts windows Stripe took now; duplicates (taken earlier) have their own result.
+  const std::array<uint64_t, 6> now = {c.delivered - std::min(c.duplicates, c.delivered), c.duplicates,
+                                       c.retried, c.failed, c.expired, c.unbilled};
+  for (size_t i = 0; i < now.size(); ++i) {
+    if (now[i] > b->seen[i]) b->events[i]->Increment(static_cast<double>(now[i] - b->seen[i]));
+    b->seen[i] = std::max(b->seen[i], now[i]);
+  }
+  b->pending->Set(static_cast<double>(c.pending));
+  b->oldest->Set(static_cast<double>(c.oldest_pending_age_seconds));
+  b->last_success->Set(static_cast<double>(c.last_success_unix));
 }
 
 void PrometheusMetrics::SetDefaultPool(const std::optional<std::string>& default_pool) {

@@ -65,6 +65,7 @@ class PrometheusMetrics final : public Metrics {
   void OnClientConnected() override;
   void OnClientDisconnected() override;
   void OnReload(bool ok) override;
+  void SetBilling(const BillingCounts& counts) override;
   void SetDefaultPool(const std::optional<std::string>& default_pool) override;
   void ForgetPool(const std::string& pool) override;
 

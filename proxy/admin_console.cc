@@ -81,6 +81,7 @@ struct Keyword {
 constexpr Keyword kShowKeywords[] = {
     {"POOLS", AdminCommandKind::kShowPools},     {"CLIENTS", AdminCommandKind::kShowClients},
     {"SERVERS", AdminCommandKind::kShowServers}, {"TENANTS", AdminCommandKind::kShowTenants},
+    {"USAGE", AdminCommandKind::kShowUsage},
     {"STATS", AdminCommandKind::kShowStats},     {"CONFIG", AdminCommandKind::kShowConfig},
     {"VERSION", AdminCommandKind::kShowVersion}, {"HELP", AdminCommandKind::kShowHelp},
 };
@@ -267,6 +268,19 @@ constexpr Column<AdminTenantRow> kTenantColumns[] = {
     {"errors", [](const AdminTenantRow& r) { return Num(r.errors); }},
 };
 
+constexpr Column<AdminUsageRow> kUsageColumns[] = {
+    {"tenant", [](const AdminUsageRow& r) { return Cell(r.tenant); }},
+    {"meter", [](const AdminUsageRow& r) { return Cell(r.meter); }},
+    {"event_name", [](const AdminUsageRow& r) { return TextOrNull(r.event_name); }},
+    {"customer", [](const AdminUsageRow& r) { return TextOrNull(r.customer); }},
+    {"counted", [](const AdminUsageRow& r) { return Num(r.counted); }},
+    {"sent", [](const AdminUsageRow& r) { return Num(r.sent); }},
+    {"pending", [](const AdminUsageRow& r) { return Num(r.pending); }},
+    {"failed", [](const AdminUsageRow& r) { return Num(r.failed); }},
+    {"unbilled", [](const AdminUsageRow& r) { return Num(r.unbilled); }},
+    {"open", [](const AdminUsageRow& r) { return Num(r.open); }},
+};
+
 // SHOW STATS repeats the same eight counters as total_* and avg_*; PgBouncer names two of the
 // averages differently (avg_recv, not avg_received).
 struct StatsField {
@@ -306,6 +320,9 @@ void RenderServers(std::string* out, const std::vector<AdminServerRow>& rows) {
 }
 void RenderTenants(std::string* out, const std::vector<AdminTenantRow>& rows) {
   RenderTable(out, kTenantColumns, rows);
+}
+void RenderUsage(std::string* out, const std::vector<AdminUsageRow>& rows) {
+  RenderTable(out, kUsageColumns, rows);
 }
 
 void RenderStats(std::string* out, const std::vector<AdminStatsRow>& rows) {
@@ -356,6 +373,7 @@ void RenderHelp(std::string* out) {
       {"SHOW CLIENTS", "every client connection"},
       {"SHOW SERVERS", "every server connection"},
       {"SHOW TENANTS", "traffic per tenant"},
+      {"SHOW USAGE", "billed usage per tenant and meter (billing:)"},
       {"SHOW STATS", "totals and averages per pool"},
       {"SHOW CONFIG", "the running configuration (secrets masked)"},
       {"SHOW VERSION", "the pgtenant version"},

@@ -28,6 +28,7 @@ enum class AdminCommandKind {
   kShowClients,
   kShowServers,
   kShowTenants,
+  kShowUsage,
   kShowStats,
   kShowConfig,
   kShowVersion,
@@ -122,6 +123,23 @@ struct AdminTenantRow {
   uint64_t errors = 0;
 };
 
+// Billed usage of one (tenant, meter) over the windows the ledger keeps (docs/billing.md), in the
+// unit Stripe is sent (server time in ms): everything counted, what Stripe acknowledged, what is
+// closed and waiting to be sent, what was refused or expired (dead-lettered), what has no
+// customer or event name, and the open window's count so far.
+struct AdminUsageRow {
+  std::string tenant;
+  std::string meter;
+  std::string event_name;  // empty: the meter is not billed (NULL)
+  std::string customer;    // empty: the tenant has no Stripe customer (NULL)
+  uint64_t counted = 0;
+  uint64_t sent = 0;
+  uint64_t pending = 0;
+  uint64_t failed = 0;
+  uint64_t unbilled = 0;
+  uint64_t open = 0;
+};
+
 // Counters of one pool, as PgBouncer keeps them. Used twice in a stats row: once as totals since
 // start and once as the averages of the last period (StatsAverages()).
 struct AdminStats {
@@ -154,6 +172,7 @@ void RenderPools(std::string* out, const std::vector<AdminPoolRow>& rows);
 void RenderClients(std::string* out, const std::vector<AdminClientRow>& rows);
 void RenderServers(std::string* out, const std::vector<AdminServerRow>& rows);
 void RenderTenants(std::string* out, const std::vector<AdminTenantRow>& rows);
+void RenderUsage(std::string* out, const std::vector<AdminUsageRow>& rows);
 void RenderStats(std::string* out, const std::vector<AdminStatsRow>& rows);
 // key, value, default, changeable: one row per setting as a flattened YAML path
 // (pools.shared.size). Secrets are never rendered: a password shows as "********" with its kind,

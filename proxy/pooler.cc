@@ -220,6 +220,11 @@ Status Pooler::Start() {
   tls_ = std::move(*tls);
   Status ms = StartMetrics();
   if (!ms.ok()) return ms;
+  if (config_->billing.enabled()) {
+    auto billing = UsageBilling::Start(*config_);
+    if (!billing.ok()) return billing.status();
+    billing_ = std::move(billing.value());
+  }
   metrics_->OnReload(true);  // the startup load counts as the first good one
   config_text_ = ReadFileText(config_->source_path);
   const conf::Listen& l = config_->listen;
@@ -476,6 +481,14 @@ Status Pooler::Reload(std::vector<std::string>* restart_notes) {
       r.config->metrics.busiest_tenants != config_->metrics.busiest_tenants) {
     needs_restart("metrics.host/port/tenant_labels/busiest_tenants changed; that needs a restart");
   }
+  if (r.config->billing.enabled() != config_->billing.enabled()) {
+    needs_restart(billing_ ? "billing: turning billing off needs a restart; usage is still metered"
+                           : "billing: turning billing on needs a restart");
+  } else if (billing_) {
+    std::vector<std::string> notes;
+    billing_->Apply(*r.config, &notes);
+    for (const std::string& note : notes) needs_restart(note);
+  }
   std::optional<std::string> old_default = config_->tenancy.default_pool;
   ApplyConfig(r.config);
   tls_ = std::move(*tls);
@@ -506,6 +519,7 @@ void Pooler::TrimMemoryAfterBurst() {
 void Pooler::Maintain() {
   uint64_t now = NowMs();
   UpdateGauges();
+  if (billing_) billing_->Tick();
   const conf::Timeouts& t = config_->timeouts;
   for (auto& [name, pool] : pools_) pool->Maintain(now);
   // A tenant's pool made from a template goes once it has no server connection left (they

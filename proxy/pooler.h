@@ -26,6 +26,7 @@
 #include "proxy/session_settings.h"
 #include "proxy/tls.h"
 #include "proxy/usage.h"
+#include "proxy/usage_billing.h"
 #include "routing/routing_table.h"
 #include "routing/tenant_source.h"
 
@@ -105,6 +106,8 @@ class Pooler {
   void AccountTransaction(TenantUsage* usage, Pool* pool, const TransactionUsage& txn, uint64_t server_us);
   void AccountWait(Pool* pool, TenantUsage* usage, uint64_t wait_us);
   metrics::Metrics& metrics() { return *metrics_; }
+  // Usage billing (docs/billing.md); null when billing.state_dir is not set.
+  const UsageBilling* billing() const { return billing_.get(); }
 
   // The admin console: runs one command and appends its complete answer (with ReadyForQuery).
   // Returns false for SHUTDOWN: the caller writes the answer, then calls BeginShutdown().
@@ -184,6 +187,7 @@ class Pooler {
   uint64_t pinned_clients_total_ = 0;
   size_t clients_peak_since_trim_ = 0;
   std::unique_ptr<metrics::Metrics> metrics_;
+  std::unique_ptr<UsageBilling> billing_;
   std::unordered_map<std::string, TenantUsage> usage_;  // key: pool '\0' tenant
   std::unordered_map<std::string, PoolUsage> pool_usage_;
   std::unordered_map<std::string, int> user_clients_;

@@ -175,6 +175,14 @@ bool Pooler::AdminQuery(std::string_view sql, std::string* out) {
       RenderTenants(out, rows);
       break;
     }
+    case AdminCommandKind::kShowUsage: {
+      if (!billing_) {
+        protocol::AppendError(out, "ERROR", "55000", "billing is off: SHOW USAGE needs billing.state_dir (docs/billing.md)");
+        break;
+      }
+      RenderUsage(out, billing_->Summary());
+      break;
+    }
     case AdminCommandKind::kShowStats: {
       std::vector<AdminStatsRow> rows;
       double seconds = static_cast<double>(std::time(nullptr)) - static_cast<double>(started_s_);

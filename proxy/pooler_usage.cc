@@ -74,6 +74,7 @@ void Pooler::AccountTransaction(TenantUsage* usage, Pool* pool, const Transactio
     for (uint64_t i = 0; i < txn.queries; ++i) metrics_->OnQuery(usage->handle);
     metrics_->OnBytes(usage->handle, txn.bytes_in, txn.bytes_out);
     for (uint64_t i = 0; i < txn.errors; ++i) metrics_->OnError(usage->handle);
+    if (billing_ && !usage->tenant.empty()) billing_->OnTransaction(usage->tenant, server_us, txn);
   }
   if (pool != nullptr) {
     PoolUsage& p = pool_usage_[pool->name()];
@@ -153,6 +154,11 @@ void Pooler::UpdateGauges() {
   std::erase_if(reported, [&](const auto& entry) { return by_pool.count(entry.first) == 0; });
   gauge_pools_ = std::move(reported);
   metrics_->SetTenantWaiting({waiting_by_tenant.begin(), waiting_by_tenant.end()});
+  if (billing_) {
+    billing::SenderStats s = billing_->Stats();
+    metrics_->SetBilling({s.delivered, s.duplicates, s.retried, s.failed, s.expired, s.unbilled, s.pending,
+                          s.oldest_pending_age_seconds, s.last_success_unix});
+  }
   if (now - last_rank_ms_ >= metrics::Metrics::kRankIntervalSeconds * 1000ULL) {
     last_rank_ms_ = now;
     metrics_->RankBusiestTenants();

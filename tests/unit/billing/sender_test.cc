@@ -63,7 +63,7 @@ class SenderTest : public ::testing::Test {
   }
 
   std::shared_ptr<const CustomerMap> Customers(std::initializer_list<std::pair<const std::string, std::string>> c) {
-    return std::make_shared<const CustomerMap>(c);
+    return std::make_shared<const CustomerMap>(CustomerMap{{c}, ""});
   }
 
   size_t CountState(RecordState s) {
@@ -87,11 +87,22 @@ class SenderTest : public ::testing::Test {
   std::vector<std::string> log_;
 };
 
+TEST(CustomerMapTest, ListedTenantThenTheDefaultRule) {
+  CustomerMap none{{{"acme", "cus_Acme"}}, ""};
+  EXPECT_EQ(none.For("acme"), std::optional<std::string>("cus_Acme"));
+  EXPECT_EQ(none.For("globex"), std::nullopt) << "no rule: not billed";
+  CustomerMap rule{{{"acme", "cus_Acme"}}, "cus_{tenant}_x"};
+  EXPECT_EQ(rule.For("acme"), std::optional<std::string>("cus_Acme")) << "a listed tenant wins";
+  EXPECT_EQ(rule.For("globex"), std::optional<std::string>("cus_globex_x"));
+  CustomerMap one{{}, "cus_Reseller"};
+  EXPECT_EQ(one.For("globex"), std::optional<std::string>("cus_Reseller")) << "one customer pays for all";
+}
+
 TEST_F(SenderTest, EveryWindowExactlyOnceThroughRefusals500sAnd429s) {
   const std::vector<std::string> tenants = {"acme", "globex", "initech", "umbrella", "hooli"};
   const std::vector<Meter> meters = {Meter::kQueries, Meter::kBytesOut, Meter::kServerTime};
   CustomerMap customers;
-  for (const std::string& t : tenants) customers[t] = "cus_" + t;
+  for (const std::string& t : tenants) customers.by_tenant[t] = "cus_" + t;
   // 5 tenants x 3 meters x 4 windows, amounts that differ per (tenant, meter, window).
   for (int w = 0; w < 4; ++w) {
     for (size_t t = 0; t < tenants.size(); ++t) {
@@ -254,7 +265,7 @@ TEST_F(SenderTest, RequestsArePacedToTheConfiguredRate) {
   for (int t = 0; t < 11; ++t) ASSERT_TRUE(ledger_->Add(Name("t", t), Meter::kQueries, 1, base_));
   ledger_->CloseWindowsBefore(base_ + 60);
   CustomerMap customers;
-  for (int t = 0; t < 11; ++t) customers[Name("t", t)] = Name("cus_", t);
+  for (int t = 0; t < 11; ++t) customers.by_tenant[Name("t", t)] = Name("cus_", t);
   SenderOptions o = Options();
   o.max_requests_per_second = 20;
   auto started = std::chrono::steady_clock::now();

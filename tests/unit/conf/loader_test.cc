@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 
@@ -309,6 +310,33 @@ TEST(Loader, ServerConnectionBudget) {
   ASSERT_TRUE(result.ok()) << Dump(result);
   EXPECT_EQ(result.config->max_server_connections, 300);
   EXPECT_EQ(result.config->max_server_connections_per_host, 200);
+}
+
+TEST(Loader, BillingSection) {
+  LoadResult result = LoadConfigString(
+      "billing:\n  state_dir: /var/lib/pgtenant/billing\n  window: 15m\n  instance: eu1\n"
+      "  default_customer: \"cus_{tenant}\"\n"
+      "  meters: {server_ms: db_server_ms, transactions: db_txn}\n"
+      "tenancy: {default_pool: p}\n"
+      "tenants:\n  acme: {stripe_customer: cus_Acme123}\n"
+      "pools:\n  p: {database: d, user: u}\n", "<test>");
+  ASSERT_TRUE(result.ok()) << Dump(result);
+  const Billing& b = result.config->billing;
+  EXPECT_TRUE(b.enabled());
+  EXPECT_EQ(b.state_dir, "/var/lib/pgtenant/billing");
+  EXPECT_EQ(b.window, 15 * 60 * 1000);
+  EXPECT_EQ(b.instance, "eu1");
+  EXPECT_EQ(b.api_base, "https://api.stripe.com");
+  EXPECT_EQ(b.api_key_env, "STRIPE_API_KEY");
+  EXPECT_EQ(b.default_customer, "cus_{tenant}");
+  EXPECT_EQ(b.meters, (std::map<std::string, std::string>{{"server_ms", "db_server_ms"}, {"transactions", "db_txn"}}));
+  EXPECT_EQ(result.config->tenants.at("acme").stripe_customer, "cus_Acme123");
+}
+
+TEST(Loader, BillingIsOffByDefault) {
+  LoadResult result = LoadConfigString("pools:\n  p: {database: d, user: u}\n", "<test>");
+  ASSERT_TRUE(result.ok()) << Dump(result);
+  EXPECT_FALSE(result.config->billing.enabled());
 }
 
 TEST(Loader, LimitsAcceptsSuffixes) {

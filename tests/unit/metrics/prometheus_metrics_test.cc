@@ -49,6 +49,7 @@ TEST(PrometheusMetrics, ProcessSeriesExistFromTheStart) {
 TEST(PrometheusMetrics, EveryDefinedMetricIsExportedWithItsTypeAndHelp) {
   auto m = Make();
   m->Tenant("shared", "acme");  // creates the pool and tenant families' series
+  m->SetBilling({});            // and the billing ones
   Exposition e = ParseExposition(m->Scrape());
   for (const MetricDef& def : kMetricDefs) {
     std::string name(def.name);
@@ -419,6 +420,31 @@ TEST(PrometheusMetrics, ForgetPoolUnderBusiestKeepsHandlesUsable) {
   m->SetTenantWaiting({{t, 3}});
   m->RankBusiestTenants();
   EXPECT_EQ(ParseExposition(m->Scrape()).CountContaining("pool=\"gone\""), 0);
+}
+
+TEST(PrometheusMetrics, BillingSeriesFollowTheSendersTotals) {
+  auto m = Make();
+  EXPECT_FALSE(ParseExposition(m->Scrape()).Has("pgtenant_billing_pending_windows")) << "billing off: no series";
+  m->SetBilling({.delivered = 5, .duplicates = 2, .retried = 3, .failed = 1, .expired = 0, .unbilled = 4,
+                 .pending = 7, .oldest_pending_age_seconds = 90, .last_success_unix = 1764900000});
+  Exposition e = ParseExposition(m->Scrape());
+  auto events = [&](const char* result) {
+    return e.Value(std::string("pgtenant_billing_events_total{result=\"") + result + "\"}");
+  };
+  EXPECT_EQ(events("delivered"), 3) << "taken now: 5 acknowledged, 2 of them duplicates";
+  EXPECT_EQ(events("duplicate"), 2);
+  EXPECT_EQ(events("retried"), 3);
+  EXPECT_EQ(events("failed"), 1);
+  EXPECT_EQ(events("expired"), 0);
+  EXPECT_EQ(events("unbilled"), 4);
+  EXPECT_EQ(e.Value("pgtenant_billing_pending_windows"), 7);
+  EXPECT_EQ(e.Value("pgtenant_billing_oldest_pending_age_seconds"), 90);
+  EXPECT_EQ(e.Value("pgtenant_billing_last_success_timestamp_seconds"), 1764900000);
+  m->SetBilling({.delivered = 9, .duplicates = 2, .retried = 3, .failed = 1, .expired = 1, .unbilled = 4});
+  e = ParseExposition(m->Scrape());
+  EXPECT_EQ(events("delivered"), 7) << "counters follow the totals";
+  EXPECT_EQ(events("expired"), 1);
+  EXPECT_EQ(e.Value("pgtenant_billing_pending_windows"), 0);
 }
 
 TEST(PrometheusMetrics, NullHandlesAreIgnored) {

@@ -60,7 +60,8 @@ class Pool {
   void CancelWait(ClientSession* client);
 
   // REQUIRES: server is clean (ReadyForQuery idle, nothing outstanding) and unlinked.
-  void Release(ServerSession* server);
+  // `fresh`: the connection has just logged in (it serves its waiters before the budget may take it).
+  void Release(ServerSession* server, bool fresh = false);
   // Hands idle servers to waiters, round-robin across the tenants that are under their cap, and
   // opens connections for the rest if the pool may grow.
   void ServeWaiters();
@@ -87,6 +88,11 @@ class Pool {
   int waiting_count() const { return static_cast<int>(waiting_.size()); }
   int idle_count() const { return static_cast<int>(idle_.size()); }
   int server_count() const { return static_cast<int>(servers_.size()); }
+  // Clients this pool serves or keeps waiting now: server connections not idle plus waiters.
+  // Its share of the server-connection budget follows it (Pooler::HoldsMoreThanItsShare).
+  int64_t demand() const {
+    return static_cast<int64_t>(servers_.size() - idle_.size()) + static_cast<int64_t>(waiting_.size());
+  }
   int active_count() const;
   int connecting_count() const;
   uint64_t max_wait_ms(uint64_t now_ms) const;

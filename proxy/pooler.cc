@@ -161,6 +161,7 @@ bool Pooler::EvictIdleServerFor(const Pool* pool, const std::string& host) {
   for (auto& [name, p] : pools_) {
     if (p.get() == pool || (same_host_only && p->BackendKey() != host)) continue;
     if (p->server_count() <= p->config().min_size) continue;  // it would open it again
+    if (p->waiting_count() > 0) continue;  // idle only until its waiters get it, this turn
     ServerSession* s = p->LeastRecentlyUsedIdle();
     if (s != nullptr && (lru == nullptr || s->last_used_ms() < lru->last_used_ms())) {
       lru = s;
@@ -195,17 +196,25 @@ bool Pooler::ServerSlotWantedFrom(const Pool* from, const std::string& host) con
 
 bool Pooler::HoldsMoreThanItsShare(const Pool* pool) const {
   if (budget_.max_total() == 0) return false;
-  int demanding = 0;
-  for (const auto& [name, p] : pools_) demanding += p->server_count() > 0 || p->waiting_count() > 0;
-  if (demanding == 0) return false;
-  const int share = (budget_.max_total() + demanding - 1) / demanding;
+  // A pool's share of the budget follows its demand (clients served or waiting), at least one
+  // connection: the shared pool of a thousand tenants with half the clients gets half the
+  // budget, not a thousandth of it. The total is summed by the janitor (NoteDemand), so this
+  // costs nothing per release.
+  const int64_t demand = pool->demand();
+  const int64_t total = std::max<int64_t>(demand_total_, demand);
+  if (total == 0) return false;
+  const int64_t share = std::max<int64_t>(1, budget_.max_total() * demand / total);
   return pool->server_count() > share;
 }
 
 void Pooler::ServeSlotWaiters() {
-  // Each waiting pool tries once, longest waiting first; one that still finds no room queues
-  // again behind the others (Pool::OpenServer, TakeServerSlot).
+  // Waiting pools try in turn, longest waiting first, while the total has room (each once at
+  // most; one that still finds no room, e.g. its host is full, queues again behind the others:
+  // Pool::OpenServer, TakeServerSlot). Stopping when the slots are gone matters at a thousand
+  // pools: waking every waiting pool for each freed slot cost waiting pools x pools per slot and
+  // took the event loop (bench/scale.sh, docs/benchmarks.md).
   for (size_t n = budget_.waiting_pools(); n > 0; --n) {
+    if (budget_.max_total() > 0 && budget_.free_slots() == 0) break;
     std::optional<std::string> name = budget_.NextWaiter();
     if (!name) break;
     auto it = pools_.find(*name);
@@ -519,6 +528,8 @@ void Pooler::TrimMemoryAfterBurst() {
 void Pooler::Maintain() {
   uint64_t now = NowMs();
   UpdateGauges();
+  demand_total_ = 0;
+  for (auto& [name, pool] : pools_) demand_total_ += pool->demand();
   if (billing_) billing_->Tick();
   const conf::Timeouts& t = config_->timeouts;
   for (auto& [name, pool] : pools_) pool->Maintain(now);

@@ -208,6 +208,7 @@ class Pooler {
   StatementRegistry statements_;
   ServerBudget budget_;
   int evictions_in_flight_ = 0;  // connections closing to free a slot of the budget
+  int64_t demand_total_ = 0;     // the pools' demand() summed by the janitor (HoldsMoreThanItsShare)
 };
 
 }  // namespace pgtenant::proxy

@@ -14,7 +14,9 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace pgtenant::proxy {
 
@@ -50,9 +52,7 @@ class ServerBudget {
 
   // `pool` could not open a connection: it waits for a slot, once (true when newly queued).
   bool Wait(const std::string& pool) {
-    for (const std::string& p : waiting_) {
-      if (p == pool) return false;
-    }
+    if (!queued_.insert(pool).second) return false;
     waiting_.push_back(pool);
     return true;
   }
@@ -61,8 +61,11 @@ class ServerBudget {
     if (waiting_.empty()) return std::nullopt;
     std::string p = std::move(waiting_.front());
     waiting_.pop_front();
+    queued_.erase(p);
     return p;
   }
+  // Free slots of the total now (0 when there is no total: only per-host caps, or none).
+  int free_slots() const { return max_total_ == 0 ? 0 : std::max(0, max_total_ - total_); }
   size_t waiting_pools() const { return waiting_.size(); }
   const std::deque<std::string>& waiters() const { return waiting_; }
 
@@ -80,6 +83,7 @@ class ServerBudget {
   int total_ = 0;
   std::unordered_map<std::string, int> per_host_;
   std::deque<std::string> waiting_;  // pool names: a pool removed meanwhile is skipped
+  std::unordered_set<std::string> queued_;  // the names in waiting_, for Wait's check at scale
 };
 
 }  // namespace pgtenant::proxy

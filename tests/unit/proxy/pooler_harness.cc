@@ -44,9 +44,11 @@ std::string MachineConfig(int listen_port, const HarnessOptions& o) {
   const std::string backend = std::to_string(o.backend_port);
   y << "listen:\n  host: 127.0.0.1\n  port: " << listen_port << "\n"
     << "metrics:\n  port: 0\n"
+    << "admin:\n  database: pgtenant\n  users: [admin]\n"
     << "auth:\n  type: trust\n  users:\n"
     << "    app:\n      tenants: [\"*\"]\n"
     << "    acme_service:\n      tenants: [acme]\n"
+    << "    admin: {}\n"
     << "tenancy:\n  variable: app.tenant_id\n  sources: [parameter, options, user, set]\n"
     << "  default_pool: shared\n  require_tenant: " << (o.require_tenant ? "true" : "false") << "\n"
     << "pools:\n"

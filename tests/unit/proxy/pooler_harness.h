@@ -22,8 +22,8 @@ class Pooler;
 
 namespace pgtenant::testing {
 
-// The config of the machine tests: users `app` (any tenant) and `acme_service` (tenant acme
-// only), trust authentication, tenancy.variable app.tenant_id, pool `shared` (the default
+// The config of the machine tests: users `app` (any tenant), `acme_service` (tenant acme
+// only) and `admin` (the admin console, database `pgtenant`), trust authentication, tenancy.variable app.tenant_id, pool `shared` (the default
 // pool) and pool `acme` (tenant acme), both on the fake backend.
 struct HarnessOptions {
   int backend_port = 0;

@@ -4,6 +4,8 @@
 // behind unanswered work, and a session-mode client that closes pgtenant's own statement.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "machine_test.h"
 #include "protocol/message_writer.h"
 #include "protocol/messages.h"
@@ -246,6 +248,51 @@ TEST_F(ExtendedProtocolMachineTest, MixedProtocolsInOneWrite) {
   EXPECT_EQ(a->ReadUntilReady(2), (std::vector<std::string>{"1", "2", "D:14", "C:SELECT 1", "Z:I", "T:?column?",
                                                             "D:15", "C:SELECT 1", "T:?column?", "D:16", "C:SELECT 1",
                                                             "Z:I"}));
+}
+
+// A Parse sent behind a DEALLOCATE ALL in the same batch: when the tag arrives, pgtenant cannot
+// tell whether that statement went too, so the connection is "unsure" and every later Parse
+// of a mapped statement goes behind a Close of its name (no 42P05 either way).
+TEST_F(ExtendedProtocolMachineTest, AParseInFlightBehindADeallocateAll) {
+  StartPooler();
+  auto a = Raw("t1");
+  ASSERT_TRUE(a);
+  a->Send(Parse("s1", "select 21") + Sync());
+  EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"1", "Z:I"}));
+  a->Send(Parse("", "/* c */ DEALLOCATE ALL") + Bind("") + Execute() + Parse("s2", "select 22") + Sync());
+  EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"1", "2", "C:DEALLOCATE ALL", "1", "Z:I"}));
+  size_t mark = Mark();
+  a->Send(Bind("s2") + Execute() + Sync());
+  EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"2", "D:22", "C:SELECT 1", "Z:I"}));
+  std::vector<std::string> sent = SentSince(mark);
+  ASSERT_GE(sent.size(), 2u);
+  EXPECT_EQ(sent[0].rfind("C:S:pgt_", 0), 0u) << sent[0];
+  EXPECT_EQ(sent[1].rfind("P:pgt_", 0), 0u) << sent[1];
+  a->Send(Bind("s1") + Execute() + Sync());
+  EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"2", "D:21", "C:SELECT 1", "Z:I"}));
+  a->Send(Probe());
+  EXPECT_EQ(a->ReadUntilReady(), ProbeAnswer("t1"));
+}
+
+// Inside a block that runs on a server, a tenant change over the extended protocol is refused
+// by the server itself (pgtenant's statement in place of the client's), which aborts the block.
+TEST_F(ExtendedProtocolMachineTest, ATenantChangeInsideARunningBlockOverTheExtendedProtocol) {
+  StartPooler();
+  auto a = Raw("t1");
+  ASSERT_TRUE(a);
+  a->Send(SimpleQuery("BEGIN"));
+  EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"C:BEGIN", "Z:T"}));
+  a->Send(Parse("", kTenantProbe) + Bind("") + Execute() + Sync());
+  EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"1", "2", "D:t1", "C:SELECT 1", "Z:T"}));
+  a->Send(Parse("", "select set_config('app.tenant_id', $1, false)") + Bind("", {"t2"}) + Execute() + Sync());
+  std::vector<std::string> answer = a->ReadUntilReady();
+  ASSERT_FALSE(answer.empty());
+  EXPECT_EQ(answer.back(), "Z:E");
+  EXPECT_NE(std::find(answer.begin(), answer.end(), "E:25001"), answer.end());
+  a->Send(SimpleQuery("ROLLBACK"));
+  EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"C:ROLLBACK", "Z:I"}));
+  a->Send(Probe());
+  EXPECT_EQ(a->ReadUntilReady(), ProbeAnswer("t1"));
 }
 
 }  // namespace

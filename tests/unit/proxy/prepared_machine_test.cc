@@ -251,5 +251,24 @@ TEST_F(PreparedMachineTest, SqlPrepareIsDiscardedBeforeTheNextClient) {
   EXPECT_EQ(Value(b.get(), "select count(*) from pg_prepared_statements"), "1") << "pgtenant's own only";
 }
 
+// Another client's hidden DEALLOCATE ALL drops A's statement from the shared connection: A's
+// next Bind finds it prepared again, with no error.
+TEST_F(PreparedMachineTest, AnotherClientsDeallocateAllCostsNothingButARePrepare) {
+  StartPooler();
+  PGconnPtr a = Client("t1");
+  PGconnPtr b = Client("t2");
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(Prepare(a.get(), "mine", "select 30").ok());
+  EXPECT_EQ(Query(b.get(), "/* c */ DEALLOCATE ALL").Tag(), "DEALLOCATE ALL");
+  EXPECT_EQ(Mapped().size(), 0u);
+  EXPECT_EQ(ExecPrepared(a.get(), "mine").Value(), "30");
+  EXPECT_EQ(Tenant(a.get()), "t1");
+  EXPECT_EQ(Tenant(b.get()), "t2");
+  // And B's DISCARD ALL: the same, with the tenant statement too.
+  EXPECT_EQ(Query(b.get(), "DISCARD ALL").Tag(), "DISCARD ALL");
+  EXPECT_EQ(ExecPrepared(a.get(), "mine").Value(), "30");
+  EXPECT_EQ(Tenant(a.get()), "t1");
+}
+
 }  // namespace
 }  // namespace pgtenant::testing

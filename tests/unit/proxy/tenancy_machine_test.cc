@@ -301,5 +301,26 @@ TEST_F(TenancyMachineTest, TenantAsAStartupParameter) {
   EXPECT_EQ(Tenant(c.get()), "t7");
 }
 
+// Session mode: a client that names a tenant of another pool goes to that pool for its next
+// statement; its tenant of the old pool does not follow it there.
+TEST_F(TenancyMachineTest, SessionModeClientMovesToADedicatedTenantsPool) {
+  HarnessOptions options;
+  options.shared_mode = "session";
+  StartPooler(options);
+  PGconnPtr c = Client("t1");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(Tenant(c.get()), "t1");
+  EXPECT_EQ(Query(c.get(), "SET app.tenant_id = 'acme'").Tag(), "SET");
+  EXPECT_EQ(Tenant(c.get()), "acme");
+  for (int conn = 0; conn < fake_.connections(); ++conn) {
+    if (fake_.Setting(conn, "app.tenant_id") == std::optional<std::string>("acme")) {
+      EXPECT_EQ(fake_.Received(conn).at(0), "startup user=app_rls database=acme") << "acme only in its database";
+    }
+  }
+  EXPECT_EQ(Query(c.get(), "RESET app.tenant_id").Tag(), "RESET");
+  EXPECT_EQ(Tenant(c.get()), "t1");
+  EXPECT_EQ(fake_.Received(0).at(0), "startup user=app_rls database=app");
+}
+
 }  // namespace
 }  // namespace pgtenant::testing

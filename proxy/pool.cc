@@ -198,6 +198,12 @@ void Pool::HandOver(ServerSession* server, ClientSession* client) {
   client->OnServerAssigned(server);
 }
 
+// A connection serves its pool at least this long before the budget may take it back for another
+// pool. A backend login costs milliseconds of PostgreSQL's CPU: giving connections up after one
+// transaction had the pools of a thousand tenants log in again for nearly every transaction
+// (bench/scale.sh). A waiting pool is served within about this long, as slots turn over.
+constexpr uint64_t kBudgetQuantumMs = 100;
+
 void Pool::Release(ServerSession* server, bool fresh) {
   UncountHold(server);
   uint64_t now = NowMs();
@@ -208,13 +214,15 @@ void Pool::Release(ServerSession* server, bool fresh) {
     ServeWaiters();
     return;
   }
-  if (server_count() > config_.min_size && pooler_->ServerSlotWantedFrom(this, server->pool_marks().budget_host) &&
-      (waiting_.empty() || (!fresh && pooler_->HoldsMoreThanItsShare(this)))) {
+  if (!fresh && now - server->created_ms() >= kBudgetQuantumMs && server_count() > config_.min_size &&
+      pooler_->ServerSlotWantedFrom(this, server->pool_marks().budget_host) &&
+      (waiting_.empty() || pooler_->HoldsMoreThanItsShare(this))) {
     // Another pool waits for a slot of the budget, and nobody here needs this connection, or
     // this pool holds more than its share: give it up, so that busy pools cannot starve the
-    // others of the budget (docs/architecture.md, "The server-connection budget"). A connection
-    // that has just logged in serves its waiters first: closing it unused spent a login for
-    // nothing (bench/scale.sh saw 81% of the connections closed for the budget serve nobody).
+    // others of the budget (docs/architecture.md, "The server-connection budget"). Not before
+    // it has served its quantum, though (a fresh one serves its waiters first): closing it
+    // unused spent a login for nothing (bench/scale.sh saw 81% of the connections closed for the
+    // budget serve nobody). Kept idle, it is still the budget's to take (Pooler::Maintain).
     CloseIdleForBudget(server);
     return;
   }

@@ -175,6 +175,23 @@ bool Pooler::EvictIdleServerFor(const Pool* pool, const std::string& host) {
   return true;
 }
 
+void Pooler::EvictForSlotWaiters() {
+  // Connections kept for their quantum (Pool::Release) go idle while pools wait for a slot:
+  // take the least recently used idle ones now, one per waiting pool without one on its way,
+  // a bounded number per tick (each look is over every pool).
+  constexpr int kMaxPerTick = 32;
+  if (budget_.waiting_pools() <= static_cast<size_t>(evictions_in_flight_)) return;
+  std::vector<std::string> waiting(budget_.waiters().begin(), budget_.waiters().end());
+  int done = 0;
+  for (const std::string& name : waiting) {
+    if (done == kMaxPerTick || budget_.waiting_pools() <= static_cast<size_t>(evictions_in_flight_)) break;
+    auto it = pools_.find(name);
+    if (it == pools_.end()) continue;
+    if (!EvictIdleServerFor(it->second.get(), it->second->BackendKey())) break;  // nothing idle
+    ++done;
+  }
+}
+
 void Pooler::ReturnServerSlot(const std::string& host, bool evicted) {
   budget_.Return(host);
   if (evicted && evictions_in_flight_ > 0) --evictions_in_flight_;
@@ -530,6 +547,7 @@ void Pooler::Maintain() {
   UpdateGauges();
   demand_total_ = 0;
   for (auto& [name, pool] : pools_) demand_total_ += pool->demand();
+  EvictForSlotWaiters();
   if (billing_) billing_->Tick();
   const conf::Timeouts& t = config_->timeouts;
   for (auto& [name, pool] : pools_) pool->Maintain(now);

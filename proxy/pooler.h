@@ -146,6 +146,7 @@ class Pooler {
   // Asks the least recently used idle connection of a pool other than `pool` (to `host`, when
   // that host is the one at its cap) to close. False when there is none.
   bool EvictIdleServerFor(const Pool* pool, const std::string& host);
+  void EvictForSlotWaiters();
   void ServeSlotWaiters();
   void TrimMemoryAfterBurst();
   void ApplyConfig(conf::ConfigPtr config);

@@ -14,9 +14,12 @@
 #include <span>
 #include <string_view>
 
+#include "protocol/byte_reader.h"
 #include "protocol/frame_decoder.h"
+#include "protocol/md5_auth.h"
 #include "protocol/message_writer.h"
 #include "protocol/messages.h"
+#include "protocol/scram.h"
 
 namespace pgtenant::testing {
 namespace {
@@ -1420,6 +1423,11 @@ struct FakePostgres::Conn {
   std::vector<std::string> completed;
   std::unique_ptr<Session> session;
   int32_t pid = 0;
+  // Authentication in progress (FakePostgres::Auth other than trust).
+  std::string user;
+  bool authenticating = false;
+  std::string md5_salt;
+  std::unique_ptr<protocol::ScramServerExchange> scram;
 };
 
 FakePostgres::FakePostgres() {
@@ -1475,9 +1483,21 @@ void FakePostgres::FailLogins(const std::string& sqlstate, const std::string& me
   fail_login_message_ = message;
 }
 
+void FakePostgres::RequirePassword(Auth method, const std::string& password) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auth_ = method;
+  password_ = password;
+}
+
 void FakePostgres::KillConnection(int conn) {
   std::lock_guard<std::mutex> lock(mu_);
   if (conn >= 0 && conn < static_cast<int>(conns_.size())) conns_[conn]->kill = true;
+}
+
+void FakePostgres::SendRaw(int conn, const std::string& bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (conn < 0 || conn >= static_cast<int>(conns_.size()) || !conns_[conn]->open) return;
+  send(conns_[conn]->fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
 }
 
 void FakePostgres::TerminateConnection(int conn, const std::string& sqlstate, const std::string& message) {
@@ -1646,6 +1666,62 @@ bool SendAll(int fd, const std::string& bytes) {
 }
 }  // namespace
 
+bool FakePostgres::Authenticate(Conn& c, char type, std::span<const uint8_t> payload) {
+  // REQUIRES: mu_ held. type 0: trust, nothing to check.
+  auto refuse = [&] {
+    std::string out;
+    protocol::AppendError(&out, "FATAL", "28P01", Cat("password authentication failed for user ", Quoted(c.user)));
+    SendAll(c.fd, out);
+    close(c.fd);
+    c.open = false;
+    return false;
+  };
+  if (type != 0) {
+    if (type != 'p') return refuse();
+    std::string_view data(reinterpret_cast<const char*>(payload.data()), payload.size());
+    if (auth_ == Auth::kCleartext) {
+      if (data.substr(0, data.find('\0')) != password_) return refuse();
+    } else if (auth_ == Auth::kMd5) {
+      std::string expected = protocol::Md5SaltedResponse(
+          protocol::Md5PasswordHash(password_, c.user),
+          std::span<const uint8_t, 4>(reinterpret_cast<const uint8_t*>(c.md5_salt.data()), 4));
+      if (data.substr(0, data.find('\0')) != expected) return refuse();
+    } else if (c.scram) {
+      protocol::ByteReader r(payload);
+      std::string out;
+      if (!c.md5_salt.empty()) {  // (reused as "client-first seen")
+        auto final_message = c.scram->HandleClientFinal(data);
+        if (!final_message.ok()) return refuse();
+        protocol::AppendAuthRequest(&out, protocol::kAuthSaslFinal, *final_message);
+        SendAll(c.fd, out);
+      } else {
+        std::string_view mechanism;
+        int32_t len = 0;
+        std::span<const uint8_t> first;
+        if (!r.GetCString(&mechanism) || mechanism != "SCRAM-SHA-256" || !r.GetInt32(&len) || len < 0 ||
+            !r.GetBytes(static_cast<size_t>(len), &first)) {
+          return refuse();
+        }
+        auto server_first = c.scram->HandleClientFirst(
+            std::string_view(reinterpret_cast<const char*>(first.data()), first.size()));
+        if (!server_first.ok()) return refuse();
+        protocol::AppendAuthRequest(&out, protocol::kAuthSaslContinue, *server_first);
+        SendAll(c.fd, out);
+        c.md5_salt = "first";
+        return true;
+      }
+    }
+  }
+  c.authenticating = false;
+  c.pid = next_pid_++;
+  c.session = std::make_unique<Session>(
+      c.pid, c.user, [this](const std::string& stmt) { return TakeInjection(stmt); }, &c.completed);
+  c.session->Login();
+  SendAll(c.fd, c.session->out());
+  c.session->out().clear();
+  return true;
+}
+
 void FakePostgres::Serve(Conn& c) {
   // REQUIRES: mu_ held.
   auto finish = [&](const std::string& out) {
@@ -1706,12 +1782,37 @@ void FakePostgres::Serve(Conn& c) {
         protocol::AppendError(&out, "FATAL", fail_login_sqlstate_, fail_login_message_);
         return finish(out);
       }
-      c.pid = next_pid_++;
-      c.session = std::make_unique<Session>(
-          c.pid, user, [this](const std::string& stmt) { return TakeInjection(stmt); }, &c.completed);
-      c.session->Login();
-      SendAll(c.fd, c.session->out());
-      c.session->out().clear();
+      c.user = user;
+      if (auth_ != Auth::kTrust) {
+        c.authenticating = true;
+        std::string out;
+        if (auth_ == Auth::kCleartext) {
+          protocol::AppendAuthRequest(&out, protocol::kAuthCleartext);
+        } else if (auth_ == Auth::kMd5) {
+          c.md5_salt = "\x01\x7f\x80\xfe";
+          protocol::AppendAuthRequest(&out, protocol::kAuthMd5, c.md5_salt);
+        } else {
+          protocol::AppendAuthSasl(&out, "SCRAM-SHA-256");
+          c.scram = std::make_unique<protocol::ScramServerExchange>(
+              protocol::MakeScramVerifier(password_, "fake-postgres-salt", 4096));
+        }
+        SendAll(c.fd, out);
+        continue;
+      }
+      if (!Authenticate(c, 0, {})) return;
+      continue;
+    }
+    if (c.authenticating) {
+      protocol::DecodeStatus st = protocol::DecodeTyped(data, 8192, &f);
+      if (st == protocol::DecodeStatus::kNeedMoreData) return;
+      if (st == protocol::DecodeStatus::kMalformed) return finish("");
+      c.received.push_back("password");
+      std::string payload(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+      c.in.erase(0, f.total_size);
+      if (!Authenticate(c, f.type, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(payload.data()),
+                                                            payload.size()))) {
+        return;
+      }
       continue;
     }
     protocol::DecodeStatus st = protocol::DecodeTyped(data, 1u << 30, &f);

@@ -33,6 +33,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,8 +71,15 @@ class FakePostgres {
   void ClearInjections();
   // Every new login is refused with this FATAL error (empty sqlstate: logins succeed again).
   void FailLogins(const std::string& sqlstate, const std::string& message);
+  // How new logins authenticate (trust by default): the password asked in clear, as md5 of
+  // password and user, or by SCRAM-SHA-256 (protocol/scram.h's server side). A wrong password
+  // is FATAL 28P01, as on PostgreSQL.
+  enum class Auth { kTrust, kCleartext, kMd5, kScram };
+  void RequirePassword(Auth method, const std::string& password);
   // Closes backend connection `conn` from the server side (as if the backend exited).
   void KillConnection(int conn);
+  // Writes `bytes` to connection `conn` as they are (a malformed message, an unsolicited one).
+  void SendRaw(int conn, const std::string& bytes);
   // Sends connection `conn` a FATAL ErrorResponse, then closes it (pg_terminate_backend).
   void TerminateConnection(int conn, const std::string& sqlstate = "57P01",
                            const std::string& message = "terminating connection due to administrator command");
@@ -126,6 +134,10 @@ class FakePostgres {
   };
   std::vector<InjectionState> injections_;
   std::string fail_login_sqlstate_, fail_login_message_;
+  Auth auth_ = Auth::kTrust;
+  std::string password_;
+  // One step of a login's authentication (Serve); false when the connection was closed.
+  bool Authenticate(Conn& c, char type, std::span<const uint8_t> payload);
   std::vector<std::string> cancels_;
   int32_t next_pid_ = 4000;
 };

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "machine_test.h"
+#include "protocol/messages.h"
 
 namespace pgtenant::testing {
 namespace {
@@ -351,6 +352,99 @@ TEST_F(ServerSessionMachineTest, SessionModeSequences) {
     EXPECT_EQ(Show(b.get(), "search_path"), "\"$user\", public");
   }
   EXPECT_EQ(fake_.connections(), 1);
+}
+
+// pgtenant authenticates to the backend with the pool's password, as PostgreSQL asks.
+class BackendAuthTest : public ServerSessionMachineTest,
+                        public ::testing::WithParamInterface<FakePostgres::Auth> {};
+
+TEST_P(BackendAuthTest, TheRightPasswordLogsIn) {
+  fake_.RequirePassword(GetParam(), "app_rls_pw");
+  StartPooler();
+  PGconnPtr a = Client("t1");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(Tenant(a.get()), "t1");
+  std::vector<std::string> received = fake_.Received(0);
+  ASSERT_GE(received.size(), 2u);
+  EXPECT_EQ(received[1], "password") << "the backend asked, pgtenant answered";
+}
+
+TEST_P(BackendAuthTest, AWrongPasswordFailsTheLogin) {
+  fake_.RequirePassword(GetParam(), "another_password");
+  StartPooler();
+  std::string error;
+  PGconnPtr a = harness_.Connect("options='-c app.tenant_id=t1'", &error);
+  EXPECT_FALSE(a);
+  EXPECT_NE(error.find("shared"), std::string::npos) << error;
+  EXPECT_EQ(fake_.open_connections(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, BackendAuthTest,
+                         ::testing::Values(FakePostgres::Auth::kCleartext, FakePostgres::Auth::kMd5,
+                                           FakePostgres::Auth::kScram),
+                         [](const ::testing::TestParamInfo<FakePostgres::Auth>& info) {
+                           switch (info.param) {
+                             case FakePostgres::Auth::kCleartext: return std::string("cleartext");
+                             case FakePostgres::Auth::kMd5: return std::string("md5");
+                             case FakePostgres::Auth::kScram: return std::string("scram");
+                             default: return std::string("trust");
+                           }
+                         });
+
+// tls: prefer to a backend that does not speak TLS goes on in the clear; require refuses.
+TEST_F(ServerSessionMachineTest, BackendTlsPreferFallsBackRequireRefuses) {
+  HarnessOptions options;
+  options.shared_extra = "    tls: prefer\n";
+  StartPooler(options);
+  PGconnPtr a = Client("t1");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(Tenant(a.get()), "t1");
+  EXPECT_EQ(fake_.Received(0).at(0), "sslrequest");
+  a.reset();
+  EXPECT_TRUE(harness_.Stop());
+  HarnessOptions require;
+  require.shared_extra = "    tls: require\n";
+  StartPooler(require);
+  std::string error;
+  PGconnPtr b = harness_.Connect("options='-c app.tenant_id=t2'", &error);
+  EXPECT_FALSE(b);
+  EXPECT_NE(error.find("TLS"), std::string::npos) << error;
+}
+
+// A backend that sends something malformed while a client holds it: that client's session
+// ends (its transaction is gone), nobody else's.
+TEST_F(ServerSessionMachineTest, AMalformedBackendMessageEndsTheSession) {
+  StartPooler();
+  PGconnPtr a = Client("t1");
+  PGconnPtr b = Client("t2");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(Query(a.get(), "BEGIN").Tag(), "BEGIN");
+  EXPECT_EQ(Tenant(a.get()), "t1");
+  fake_.SendRaw(0, std::string("Z\0\0\0\1", 5));  // a length below 4
+  PqResults r = Query(a.get(), "select 1");
+  EXPECT_FALSE(r.ok());
+  ASSERT_FALSE(r.results.empty());
+  EXPECT_EQ(r.results.front().sqlstate, "08P01") << r.results.front().message;
+  EXPECT_EQ(PQstatus(a.get()), CONNECTION_BAD);
+  EXPECT_EQ(Tenant(b.get()), "t2");
+}
+
+// A backend terminated while idle in the pool (its FATAL arrives with nobody attached) is
+// closed; the next client gets a new connection, no error.
+TEST_F(ServerSessionMachineTest, AFatalErrorFromAnIdleBackend) {
+  StartPooler();
+  PGconnPtr a = Client("t1");
+  ASSERT_TRUE(a);
+  ASSERT_EQ(Tenant(a.get()), "t1");
+  std::string fatal;
+  protocol::AppendError(&fatal, "FATAL", "57P01", "terminating connection due to administrator command");
+  fake_.SendRaw(0, fatal);
+  ASSERT_TRUE(fake_.WaitFor([&] {
+    std::vector<std::string> r = fake_.Received(0);
+    return !r.empty() && r.back() == "X";
+  })) << "pgtenant closed it (Terminate)";
+  EXPECT_EQ(Tenant(a.get()), "t1");
+  EXPECT_EQ(fake_.connections(), 2);
 }
 
 }  // namespace

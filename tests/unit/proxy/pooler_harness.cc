@@ -49,7 +49,7 @@ std::string MachineConfig(int listen_port, const HarnessOptions& o) {
     << "    app:\n      tenants: [\"*\"]\n"
     << "    acme_service:\n      tenants: [acme]\n"
     << "    admin: {}\n"
-    << "tenancy:\n  variable: app.tenant_id\n  sources: [parameter, options, user, set]\n"
+    << "tenancy:\n  variable: app.tenant_id\n  sources: " << o.sources << "\n"
     << "  default_pool: shared\n  require_tenant: " << (o.require_tenant ? "true" : "false") << "\n"
     << "pools:\n"
     << "  shared:\n    host: 127.0.0.1\n    port: " << backend << "\n    database: app\n"

@@ -31,6 +31,7 @@ struct HarnessOptions {
   int shared_size = 1;
   std::string shared_extra;  // more keys of pools.shared, each line indented by 4
   bool require_tenant = false;
+  std::string sources = "[parameter, options, user, set]";  // tenancy.sources
   std::string extra_yaml;    // more top-level sections
 };
 std::string MachineConfig(int listen_port, const HarnessOptions& options);

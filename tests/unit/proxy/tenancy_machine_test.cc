@@ -322,5 +322,78 @@ TEST_F(TenancyMachineTest, SessionModeClientMovesToADedicatedTenantsPool) {
   EXPECT_EQ(fake_.Received(0).at(0), "startup user=app_rls database=app");
 }
 
+// ---- the extended protocol
+
+TEST_F(TenancyMachineTest, RefusalsOverTheExtendedProtocol) {
+  StartPooler();
+  std::string error;
+  PGconnPtr restricted = harness_.Connect("user=acme_service options='-c app.tenant_id=acme'", &error);
+  ASSERT_TRUE(restricted) << error;
+  EXPECT_EQ(QueryParams(restricted.get(), "select set_config('app.tenant_id', 't' || $1, false)", {std::string("1")})
+                .Value(),
+            "ERROR:42501");
+  EXPECT_EQ(QueryParams(restricted.get(), kTenantProbe).Value(), "acme") << "usable after the refusal";
+  EXPECT_EQ(QueryParams(restricted.get(), "select set_config('app.tenant_id', $1, false)", {std::string("t1")}).Value(),
+            "ERROR:42501");
+  EXPECT_EQ(Tenant(restricted.get()), "acme");
+}
+
+TEST_F(TenancyMachineTest, SetIsRefusedWhenNotATenantSource) {
+  HarnessOptions options;
+  options.sources = "[options]";
+  StartPooler(options);
+  PGconnPtr c = Client("t1");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(Value(c.get(), "SET app.tenant_id = 't2'"), "ERROR:42501");
+  EXPECT_EQ(QueryParams(c.get(), "select set_config('app.tenant_id', $1, false)", {std::string("t2")}).Value(),
+            "ERROR:42501");
+  EXPECT_EQ(Tenant(c.get()), "t1");
+}
+
+// A deferred block entirely over the extended protocol, answered without a server.
+TEST_F(TenancyMachineTest, ADeferredBlockOverTheExtendedProtocolNeedsNoServer) {
+  StartPooler();
+  PGconnPtr c = Client("t1");
+  ASSERT_TRUE(c);
+  for (const char* end : {"COMMIT", "ROLLBACK"}) {
+    SCOPED_TRACE(end);
+    EXPECT_EQ(QueryParams(c.get(), "BEGIN").Tag(), "BEGIN");
+    EXPECT_EQ(QueryParams(c.get(), "select set_config('app.tenant_id', $1, true)", {std::string("t3")}).Value(), "t3");
+    EXPECT_EQ(QueryParams(c.get(), end).Tag(), end);
+    EXPECT_EQ(PQtransactionStatus(c.get()), PQTRANS_IDLE);
+  }
+  EXPECT_EQ(fake_.Received(0), std::vector<std::string>{"startup user=app_rls database=app"});
+  EXPECT_EQ(Tenant(c.get()), "t1");
+}
+
+// A named set_config(..., true) inside a block running on a server: checked at each Bind
+// (same pool: passed through; another pool's tenant: refused by the server, 25001).
+TEST_F(TenancyMachineTest, ANamedLocalTenantStatementInARunningBlock) {
+  StartPooler();
+  PGconnPtr c = Client("t1");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(Query(c.get(), "BEGIN").Tag(), "BEGIN");
+  EXPECT_EQ(Tenant(c.get()), "t1");
+  ASSERT_TRUE(Prepare(c.get(), "local_tenant", "select set_config('app.tenant_id', $1, true)", 1).ok());
+  EXPECT_EQ(ExecPrepared(c.get(), "local_tenant", {std::string("t2")}).Value(), "t2");
+  EXPECT_EQ(Tenant(c.get()), "t2");
+  EXPECT_EQ(ExecPrepared(c.get(), "local_tenant", {std::string("acme")}).Value(), "ERROR:25001");
+  EXPECT_EQ(PQtransactionStatus(c.get()), PQTRANS_INERROR);
+  EXPECT_EQ(Query(c.get(), "ROLLBACK").Tag(), "ROLLBACK");
+  EXPECT_EQ(Tenant(c.get()), "t1");
+}
+
+// A Bind of a statement pgtenant answers itself with the wrong number of parameters: 08P01,
+// as PostgreSQL answers it.
+TEST_F(TenancyMachineTest, ABindWithTheWrongParameterCountToAStatementPgtenantAnswers) {
+  StartPooler();
+  PGconnPtr c = Client("t1");
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(Prepare(c.get(), "name_it", "select set_config('app.tenant_id', $1, false)", 1).ok());
+  EXPECT_EQ(ExecPrepared(c.get(), "name_it", {}).Value(), "ERROR:08P01");
+  EXPECT_EQ(ExecPrepared(c.get(), "name_it", {std::string("t4")}).Value(), "t4");
+  EXPECT_EQ(Tenant(c.get()), "t4");
+}
+
 }  // namespace
 }  // namespace pgtenant::testing

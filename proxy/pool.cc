@@ -198,12 +198,6 @@ void Pool::HandOver(ServerSession* server, ClientSession* client) {
   client->OnServerAssigned(server);
 }
 
-// A connection serves its pool at least this long before the budget may take it back for another
-// pool. A backend login costs milliseconds of PostgreSQL's CPU: giving connections up after one
-// transaction had the pools of a thousand tenants log in again for nearly every transaction
-// (bench/scale.sh). A waiting pool is served within about this long, as slots turn over.
-constexpr uint64_t kBudgetQuantumMs = 100;
-
 void Pool::Release(ServerSession* server, bool fresh) {
   UncountHold(server);
   uint64_t now = NowMs();
@@ -215,7 +209,7 @@ void Pool::Release(ServerSession* server, bool fresh) {
     return;
   }
   if (!fresh && now - server->created_ms() >= kBudgetQuantumMs && server_count() > config_.min_size &&
-      pooler_->ServerSlotWantedFrom(this, server->pool_marks().budget_host) &&
+      pooler_->PoolShortOfItsShareWaits() && pooler_->ServerSlotWantedFrom(this, server->pool_marks().budget_host) &&
       (waiting_.empty() || pooler_->HoldsMoreThanItsShare(this))) {
     // Another pool waits for a slot of the budget, and nobody here needs this connection, or
     // this pool holds more than its share: give it up, so that busy pools cannot starve the

@@ -150,11 +150,12 @@ bool Pooler::TakeServerSlot(Pool* pool, const std::string& host) {
   if (budget_.TryTake(host)) return true;
   budget_.Wait(pool->name());
   // One connection on its way out per waiting pool is enough: each frees a slot.
-  if (evictions_in_flight_ < static_cast<int>(budget_.waiting_pools())) (void)EvictIdleServerFor(pool, host);
+  if (evictions_in_flight_ < static_cast<int>(budget_.waiting_pools())) (void)EvictIdleServerFor(pool, host, MinIdleToEvictFor(pool));
   return false;
 }
 
-bool Pooler::EvictIdleServerFor(const Pool* pool, const std::string& host) {
+bool Pooler::EvictIdleServerFor(const Pool* pool, const std::string& host, uint64_t min_idle_ms) {
+  const uint64_t now = NowMs();
   const bool same_host_only = budget_.HostIsFull(host);
   Pool* owner = nullptr;
   ServerSession* lru = nullptr;
@@ -163,7 +164,8 @@ bool Pooler::EvictIdleServerFor(const Pool* pool, const std::string& host) {
     if (p->server_count() <= p->config().min_size) continue;  // it would open it again
     if (p->waiting_count() > 0) continue;  // idle only until its waiters get it, this turn
     ServerSession* s = p->LeastRecentlyUsedIdle();
-    if (s != nullptr && (lru == nullptr || s->last_used_ms() < lru->last_used_ms())) {
+    if (s != nullptr && now - s->last_used_ms() >= min_idle_ms &&
+        (lru == nullptr || s->last_used_ms() < lru->last_used_ms())) {
       lru = s;
       owner = p.get();
     }
@@ -178,7 +180,7 @@ bool Pooler::EvictIdleServerFor(const Pool* pool, const std::string& host) {
 void Pooler::EvictForSlotWaiters() {
   // Connections kept for their quantum (Pool::Release) go idle while pools wait for a slot:
   // take the least recently used idle ones now, one per waiting pool without one on its way,
-  // a bounded number per tick (each look is over every pool).
+  // a bounded number of looks per tick (each is over every pool).
   constexpr int kMaxPerTick = 32;
   if (budget_.waiting_pools() <= static_cast<size_t>(evictions_in_flight_)) return;
   std::vector<std::string> waiting(budget_.waiters().begin(), budget_.waiters().end());
@@ -187,9 +189,15 @@ void Pooler::EvictForSlotWaiters() {
     if (done == kMaxPerTick || budget_.waiting_pools() <= static_cast<size_t>(evictions_in_flight_)) break;
     auto it = pools_.find(name);
     if (it == pools_.end()) continue;
-    if (!EvictIdleServerFor(it->second.get(), it->second->BackendKey())) break;  // nothing idle
     ++done;
+    (void)EvictIdleServerFor(it->second.get(), it->second->BackendKey(), MinIdleToEvictFor(it->second.get()));
   }
+}
+
+uint64_t Pooler::MinIdleToEvictFor(const Pool* pool) const {
+  // A pool short of its share takes any idle connection; one that has its share only those idle
+  // for a quantum, so that connections between two transactions of their clients stay.
+  return pool->server_count() < ShareOf(pool) ? 0 : kBudgetQuantumMs;
 }
 
 void Pooler::ReturnServerSlot(const std::string& host, bool evicted) {
@@ -211,17 +219,24 @@ bool Pooler::ServerSlotWantedFrom(const Pool* from, const std::string& host) con
   return false;
 }
 
-bool Pooler::HoldsMoreThanItsShare(const Pool* pool) const {
-  if (budget_.max_total() == 0) return false;
+int64_t Pooler::ShareOf(const Pool* pool) const {
   // A pool's share of the budget follows its demand (clients served or waiting), at least one
   // connection: the shared pool of a thousand tenants with half the clients gets half the
-  // budget, not a thousandth of it. The total is summed by the janitor (NoteDemand), so this
-  // costs nothing per release.
+  // budget, not a thousandth of it. The total is summed by the janitor, so this costs nothing
+  // per release.
   const int64_t demand = pool->demand();
   const int64_t total = std::max<int64_t>(demand_total_, demand);
-  if (total == 0) return false;
-  const int64_t share = std::max<int64_t>(1, budget_.max_total() * demand / total);
-  return pool->server_count() > share;
+  if (total == 0) return 1;
+  return std::max<int64_t>(1, budget_.max_total() * demand / total);
+}
+
+bool Pooler::HoldsMoreThanItsShare(const Pool* pool) const {
+  if (budget_.max_total() == 0) return false;
+  // Only while a waiting pool is short of its own share: taking connections from pools over
+  // their share when nobody is short only moved them around, a backend login each time
+  // (bench/scale.sh).
+  if (short_waiters_ == 0) return false;
+  return pool->server_count() > ShareOf(pool);
 }
 
 void Pooler::ServeSlotWaiters() {
@@ -547,6 +562,11 @@ void Pooler::Maintain() {
   UpdateGauges();
   demand_total_ = 0;
   for (auto& [name, pool] : pools_) demand_total_ += pool->demand();
+  short_waiters_ = 0;
+  for (const std::string& name : budget_.waiters()) {
+    auto it = pools_.find(name);
+    if (it != pools_.end() && it->second->server_count() < ShareOf(it->second.get())) ++short_waiters_;
+  }
   EvictForSlotWaiters();
   if (billing_) billing_->Tick();
   const conf::Timeouts& t = config_->timeouts;

@@ -130,9 +130,13 @@ class Pooler {
   void ReturnServerSlot(const std::string& host, bool evicted);
   // A pool other than `from` waits for a slot that closing a connection to `host` would free.
   bool ServerSlotWantedFrom(const Pool* from, const std::string& host) const;
-  // `pool` holds more connections than its share of limits.max_server_connections: the budget
-  // divided evenly among the pools that hold connections or have clients waiting.
+  // `pool` holds more connections than its share of limits.max_server_connections (ShareOf)
+  // while a pool short of its own share waits.
   bool HoldsMoreThanItsShare(const Pool* pool) const;
+  // A pool with fewer connections than its share waits for a slot (as of the last janitor tick).
+  bool PoolShortOfItsShareWaits() const { return short_waiters_ > 0; }
+  // The connections of the budget a pool may hold when the budget is short (at least 1).
+  int64_t ShareOf(const Pool* pool) const;
   // A pool closes a connection to free a slot of the budget (counted until it is gone).
   void NoteEviction() { ++evictions_in_flight_; }
   const ServerBudget& server_budget() const { return budget_; }
@@ -145,8 +149,11 @@ class Pooler {
   void Maintain();
   // Asks the least recently used idle connection of a pool other than `pool` (to `host`, when
   // that host is the one at its cap) to close. False when there is none.
-  bool EvictIdleServerFor(const Pool* pool, const std::string& host);
+  // Closes the least recently used idle connection of another pool (idle at least
+  // `min_idle_ms`) to free a slot for `pool`; false when there is none.
+  bool EvictIdleServerFor(const Pool* pool, const std::string& host, uint64_t min_idle_ms);
   void EvictForSlotWaiters();
+  uint64_t MinIdleToEvictFor(const Pool* pool) const;
   void ServeSlotWaiters();
   void TrimMemoryAfterBurst();
   void ApplyConfig(conf::ConfigPtr config);
@@ -210,6 +217,7 @@ class Pooler {
   ServerBudget budget_;
   int evictions_in_flight_ = 0;  // connections closing to free a slot of the budget
   int64_t demand_total_ = 0;     // the pools' demand() summed by the janitor (HoldsMoreThanItsShare)
+  int short_waiters_ = 0;        // pools waiting for a slot with fewer connections than their share
 };
 
 }  // namespace pgtenant::proxy

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <optional>
 #include <string>
@@ -19,6 +20,13 @@
 #include <unordered_set>
 
 namespace pgtenant::proxy {
+
+// A connection serves its pool at least this long before the budget may take it back for another
+// pool, and an idle connection is taken for a pool that already has its share only once it has
+// been idle this long. A backend login costs milliseconds of PostgreSQL's CPU: moving
+// connections between pools at every transaction had the pools of a thousand tenants log in
+// again for nearly every transaction (bench/scale.sh).
+inline constexpr uint64_t kBudgetQuantumMs = 100;
 
 class ServerBudget {
  public:

@@ -99,6 +99,14 @@ void UsageBilling::OnTransaction(const std::string& tenant, uint64_t server_us, 
 
 void UsageBilling::Tick() {
   int64_t now = NowUnix();
+  if (uint64_t rejected = ledger_->rejected(); rejected != rejected_logged_) {
+    // A tenant id longer than the ledger holds, or a full disk: the usage is not metered, say so.
+    LOG_WARNING("billing: %llu amount(s) could not be added to the ledger %s (a tenant id over %u bytes, "
+                "or the disk is full)",
+                static_cast<unsigned long long>(rejected - rejected_logged_), ledger_->path().c_str(),
+                ledger_->tenant_capacity());
+    rejected_logged_ = rejected;
+  }
   if (ledger_->CloseWindowsBefore(now) > 0) sender_->Wake();
   if (now - last_compact_ >= kCompactEverySeconds) {
     last_compact_ = now;

@@ -59,6 +59,7 @@ std::string MachineConfig(int listen_port, const HarnessOptions& o) {
     << "  acme:\n    host: 127.0.0.1\n    port: " << backend << "\n    database: acme\n"
     << "    user: app_rls\n    password: \"app_rls_pw\"\n    mode: transaction\n    size: 1\n"
     << "tenants:\n  acme: { pool: acme }\n"
+    << o.tenants_extra
     << o.extra_yaml;
   return y.str();
 }

@@ -32,6 +32,7 @@ struct HarnessOptions {
   std::string shared_extra;  // more keys of pools.shared, each line indented by 4
   bool require_tenant = false;
   std::string sources = "[parameter, options, user, set]";  // tenancy.sources
+  std::string tenants_extra;  // more entries of tenants, each line indented by 2
   std::string extra_yaml;    // more top-level sections
 };
 std::string MachineConfig(int listen_port, const HarnessOptions& options);

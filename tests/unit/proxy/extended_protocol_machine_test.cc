@@ -185,7 +185,8 @@ TEST_F(ExtendedProtocolMachineTest, AnErrorSkipsTheRestOfTheBatch) {
   EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"1", "Z:I"}));
   a->Send(Parse("", "select 1/0") + Bind("") + Execute() + Parse("again", "select 13") + Close('S', "unknown") +
           Sync());
-  EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"1", "2", "E:22012", "Z:I"}));
+  // (1/0 fails when the statement is planned, at its Bind, as on PostgreSQL.)
+  EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"1", "E:22012", "Z:I"}));
   a->Send(Bind("known") + Execute() + Sync());
   EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"2", "D:13", "C:SELECT 1", "Z:I"}));
   a->Send(Probe());
@@ -208,7 +209,8 @@ TEST_F(ExtendedProtocolMachineTest, DISABLED_SkippedCloseAndParseLeaveTheClients
   EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"1", "Z:I"}));
   a->Send(Parse("", "select 1/0") + Bind("") + Execute() + Parse("again", "select 13") + Close('S', "known") +
           Sync());
-  EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"1", "2", "E:22012", "Z:I"}));
+  // (1/0 fails when the statement is planned, at its Bind, as on PostgreSQL.)
+  EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"1", "E:22012", "Z:I"}));
   a->Send(Bind("known") + Execute() + Sync());
   EXPECT_EQ(a->ReadUntilReady(), (std::vector<std::string>{"2", "D:13", "C:SELECT 1", "Z:I"}))
       << "its Close was skipped by the backend";

@@ -560,7 +560,8 @@ class FakePostgres::Session {
   // ---- statements
   // Runs one statement. `in_block`: PreventInTransactionBlock would refuse (explicit or
   // implicit block, or a pipeline). `describe_only`: compute the columns, run nothing.
-  Outcome Run(const std::string& sql, const Params& params, bool in_block, bool multi, bool describe_only);
+  Outcome Run(const std::string& sql, const Params& params, bool in_block, bool multi, bool describe_only,
+              bool fold = false);
   // Checks before running a statement: the aborted block, an injected error.
   void Precheck(const std::string& sql);
   static bool IsTransactionExit(const std::string& sql) {
@@ -575,7 +576,7 @@ class FakePostgres::Session {
     return n;
   }
 
-  Outcome RunSelect(const std::vector<Token>& t, const Params& params, bool describe_only);
+  Outcome RunSelect(const std::vector<Token>& t, const Params& params, bool describe_only, bool fold = false);
   Outcome RunSet(const std::vector<Token>& t, bool multi);
   Outcome RunReset(const std::vector<Token>& t);
   Outcome RunShow(const std::vector<Token>& t, bool describe_only);
@@ -634,20 +635,27 @@ class FakePostgres::Session {
 class ExprParser {
  public:
   using Call = std::function<std::optional<std::string>(const std::string&, const std::vector<std::optional<std::string>>&)>;
-  ExprParser(const std::vector<Token>& t, size_t pos, const Params& params, bool evaluate, Call call)
-      : t_(t), pos_(pos), params_(params), eval_(evaluate), call_(std::move(call)) {}
+  // `fold`: without evaluating, still fold constant expressions, as the planner does at Bind
+  // (a division of two literals by zero fails there, before Execute).
+  ExprParser(const std::vector<Token>& t, size_t pos, const Params& params, bool evaluate, Call call, bool fold = false)
+      : t_(t), pos_(pos), params_(params), eval_(evaluate), fold_(fold), call_(std::move(call)) {}
   size_t pos() const { return pos_; }
 
   // One expression; `column` gets the name PostgreSQL gives its result column.
   std::optional<std::string> Expr(std::string* column) {
+    const bool literal_left = t_[pos_].kind == Token::kNumber;
     std::optional<std::string> v = Unary(column);
     while (t_[pos_].IsOp("/") || t_[pos_].IsOp("||")) {
       const bool divide = t_[pos_].IsOp("/");
       ++pos_;
+      const bool literal_right = t_[pos_].kind == Token::kNumber && !t_[pos_ + 1].IsOp("::");
       std::string ignored;
       std::optional<std::string> r = Unary(&ignored);
       *column = "?column?";
-      if (!eval_) continue;
+      if (!eval_) {
+        if (fold_ && divide && literal_left && literal_right && std::stoll(*r) == 0) Raise("22012", "division by zero");
+        continue;
+      }
       if (!v || !r) {
         v.reset();
       } else if (divide) {
@@ -751,6 +759,7 @@ class ExprParser {
   size_t pos_;
   const Params& params_;
   bool eval_;
+  bool fold_;
   Call call_;
 };
 
@@ -911,6 +920,8 @@ void FakePostgres::Session::BindMsg(std::span<const uint8_t> payload) {
     if (!portal.empty() && portals_.count(portal) != 0) Raise("42P03", Cat("cursor ", Quoted(portal), " already exists"));
     Portal p{it->second.sql, {}};
     for (const auto& v : b.params) p.params.push_back(v ? std::optional<std::string>(std::string(*v)) : std::nullopt);
+    // Bind plans the statement: constant expressions are folded, and their errors raised, here.
+    if (!p.sql.empty() && Lex(p.sql)[0].Is("select")) Run(p.sql, p.params, false, false, true, /*fold=*/true);
     portals_[portal] = std::move(p);
     protocol::AppendBindComplete(&out_);
   } catch (const SqlError& e) {
@@ -1002,11 +1013,11 @@ void FakePostgres::Session::CloseMsg(std::span<const uint8_t> payload) {
 }
 
 FakePostgres::Session::Outcome FakePostgres::Session::Run(const std::string& sql, const Params& params, bool in_block,
-                                                          bool multi, bool describe_only) {
+                                                          bool multi, bool describe_only, bool fold) {
   std::vector<Token> t = Lex(sql);
   const Token& first = t[0];
   Outcome o;
-  if (first.Is("select")) return RunSelect(t, params, describe_only);
+  if (first.Is("select")) return RunSelect(t, params, describe_only, fold);
   if (first.Is("show")) return RunShow(t, describe_only);
   if (first.Is("begin") || first.Is("start") || first.Is("commit") || first.Is("end") || first.Is("rollback") ||
       first.Is("abort")) {
@@ -1159,7 +1170,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::Run(const std::string& sql
 }
 
 FakePostgres::Session::Outcome FakePostgres::Session::RunSelect(const std::vector<Token>& t, const Params& params,
-                                                                bool describe_only) {
+                                                                bool describe_only, bool fold) {
   Outcome o;
   o.returns_rows = true;
   // SELECT name | count(*) FROM pg_prepared_statements [ORDER BY name]
@@ -1217,7 +1228,7 @@ FakePostgres::Session::Outcome FakePostgres::Session::RunSelect(const std::vecto
   size_t pos = 1;
   Row row;
   while (t[pos].kind != Token::kEnd) {
-    ExprParser p(t, pos, params, !describe_only, call);
+    ExprParser p(t, pos, params, !describe_only, call, fold);
     std::string column;
     std::optional<std::string> v = p.Expr(&column);
     pos = p.pos();

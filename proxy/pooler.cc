@@ -245,9 +245,15 @@ void Pooler::ServeSlotWaiters() {
   // Pool::OpenServer, TakeServerSlot). Stopping when the slots are gone matters at a thousand
   // pools: waking every waiting pool for each freed slot cost waiting pools x pools per slot and
   // took the event loop (bench/scale.sh, docs/benchmarks.md).
+  // A pool short of its share (ShareOf) goes first: the slot was most likely freed for it.
+  auto is_short = [this](const std::string& name) {
+    auto it = pools_.find(name);
+    return it != pools_.end() && it->second->server_count() < ShareOf(it->second.get());
+  };
   for (size_t n = budget_.waiting_pools(); n > 0; --n) {
     if (budget_.max_total() > 0 && budget_.free_slots() == 0) break;
-    std::optional<std::string> name = budget_.NextWaiter();
+    std::optional<std::string> name = budget_.NextWaiterWhere(is_short);
+    if (!name) name = budget_.NextWaiter();
     if (!name) break;
     auto it = pools_.find(*name);
     if (it != pools_.end()) it->second->ServeWaiters();

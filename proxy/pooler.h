@@ -134,7 +134,8 @@ class Pooler {
   // while a pool short of its own share waits.
   bool HoldsMoreThanItsShare(const Pool* pool) const;
   // A pool with fewer connections than its share waits for a slot (as of the last janitor tick).
-  bool PoolShortOfItsShareWaits() const { return short_waiters_ > 0; }
+  // Only as many connections go for them as there are such pools (evictions in flight count).
+  bool PoolShortOfItsShareWaits() const { return short_waiters_ > evictions_in_flight_; }
   // The connections of the budget a pool may hold when the budget is short (at least 1).
   int64_t ShareOf(const Pool* pool) const;
   // A pool closes a connection to free a slot of the budget (counted until it is gone).

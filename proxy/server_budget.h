@@ -72,6 +72,18 @@ class ServerBudget {
     queued_.erase(p);
     return p;
   }
+  // The first waiting pool (longest waiting first) for which `pick` is true, taken off the queue.
+  template <typename Pick>
+  std::optional<std::string> NextWaiterWhere(Pick pick) {
+    for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+      if (!pick(*it)) continue;
+      std::string p = std::move(*it);
+      waiting_.erase(it);
+      queued_.erase(p);
+      return p;
+    }
+    return std::nullopt;
+  }
   // Free slots of the total now (0 when there is no total: only per-host caps, or none).
   int free_slots() const { return max_total_ == 0 ? 0 : std::max(0, max_total_ - total_); }
   size_t waiting_pools() const { return waiting_.size(); }

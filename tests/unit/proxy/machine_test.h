@@ -14,6 +14,8 @@
 #include "fake_postgres.h"
 #include "pooler_harness.h"
 #include "proxy/backend_state.h"
+#include "proxy/pool.h"
+#include "proxy/pooler.h"
 
 namespace pgtenant::testing {
 
@@ -56,6 +58,16 @@ class MachineTest : public ::testing::Test {
     PGconnPtr c = harness_.Connect("options='" + options + "'", &error);
     EXPECT_TRUE(c) << "connect with " << options << ": " << error;
     return c;
+  }
+
+  // Server connections of pool `name` right now, as the pooler counts them (-1: no answer).
+  int ServerCount(const std::string& name) {
+    int n = -1;
+    harness_.RunOnLoop([&](proxy::Pooler& p) {
+      auto it = p.pools().find(name);
+      n = it == p.pools().end() ? 0 : it->second->server_count();
+    });
+    return n;
   }
 
   static std::string Tenant(PGconn* c) { return Value(c, kTenantProbe); }

@@ -13,6 +13,9 @@
 #             a tenant for every client (options=-c app.tenant_id=...): the cost of tenancy
 #   storm     pgbench -C (a new SCRAM login per transaction), 100 clients
 #   latency   one client, select-only: the latency each pooler adds
+#   billing   select-only at 1000 clients through pgtenant, billing off then on (every
+#             transaction metered into the usage ledger and reported to the local fake Stripe,
+#             bench/pgtenant-with-billing.sh), ROUNDS (2) times: the cost of billing
 # Any compare.sh variable may be set in the environment to override a scenario's.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -52,6 +55,18 @@ case $scenario in
   latency)
     export CLIENTS=1 WORKLOADS=select PROTOCOLS=simple IDLE_CONNS=0
     run ;;
-  *) echo "e2e: unknown scenario $scenario (main, prepared, tenancy, storm, latency)" >&2; exit 2 ;;
+  billing)
+    # Every client acts for tenant t1 (TENANCY=on), so every transaction is metered.
+    : "${CLIENTS:=1000}" "${PROTOCOLS:=simple}"
+    export CLIENTS PROTOCOLS WORKLOADS=select IDLE_CONNS=0 TARGETS=pgtenant TENANCY=on \
+      PGOPTIONS='-c app.tenant_id=t1' REAL_PGTENANT_BIN=$bin PGTENANT_BIN=$here/pgtenant-with-billing.sh
+    for round in $(seq 1 "${ROUNDS:-2}"); do
+      for billing in off on; do
+        OUT_DIR=$out/$round-$billing BILLING=$billing run
+        # The fake Stripe the wrapper started for that run (its workdir is gone; find it by name).
+        pkill -f "fake_stripe.py --port 0 --api-key sk_test_bench" 2>/dev/null || true
+      done
+    done ;;
+  *) echo "e2e: unknown scenario $scenario (main, prepared, tenancy, storm, latency, billing)" >&2; exit 2 ;;
 esac
 echo "e2e: report in $out (report.md)"

@@ -62,6 +62,7 @@ class UsageBilling {
   std::array<std::string, billing::kMeterCount> event_names_;
   std::shared_ptr<const billing::CustomerMap> customers_;
   int64_t last_compact_ = 0;
+  int64_t last_close_check_ = 0;
   uint64_t rejected_logged_ = 0;  // ledger rejections already logged
 };
 

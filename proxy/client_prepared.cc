@@ -19,6 +19,15 @@ void ClientSession::OnStatementParsed(uint64_t id) {
   }
 }
 
+void ClientSession::OnStatementFailed(uint64_t id) {
+  // The server refused a Parse of this statement (e.g. 42883): as in PostgreSQL, the client's
+  // name for it does not exist, so a later Bind gets 26000 from the server rather than a Parse
+  // pgtenant would send again, fail again, and close the connection over. A statement some
+  // server did parse keeps its names.
+  if (!statements_) return;
+  std::erase_if(*statements_, [id](const auto& entry) { return entry.second->id == id && !entry.second->parsed_ok; });
+}
+
 bool ClientSession::AnswerParseWhileIdle(const protocol::Frame& f) {
   // Outside a transaction a Parse of a statement some server of the pool has already parsed
   // needs no server: the statement is only named here and prepared where it is used.

@@ -108,6 +108,7 @@ class ClientSession : public StreamHandler {
   const std::string* application_name() const { return wanted_.Find("application_name"); }
   // A Parse of pgtenant statement `id` succeeded on a server.
   void OnStatementParsed(uint64_t id);
+  void OnStatementFailed(uint64_t id);
   // The server answered a DISCARD ALL of this client's.
   void OnServerDiscardedAll();
   void ResumeReading();

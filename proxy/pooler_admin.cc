@@ -43,6 +43,8 @@ const char* ServerStateName(ServerSession::State s) {
     case ServerSession::State::kActive: return "active";
     case ServerSession::State::kIdle: return "idle";
     case ServerSession::State::kResetting: return "used";
+    // Closed by pgtenant, waiting for its backend to exit (it still counts in the budget).
+    case ServerSession::State::kClosing: return "closing";
     default: return "login";
   }
 }

@@ -368,7 +368,10 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
     // client's Queries the backend will skip, and those must still be answered to the client.
     const int client_sync_points = tracker_.client_sync_points();
     auto action = tracker_.OnBackend(f.type, &due, &failed, &parsed);
-    for (uint64_t id : failed) backend_.ForgetStatement(id);
+    for (uint64_t id : failed) {
+      backend_.ForgetStatement(id);
+      if (client_) client_->OnStatementFailed(id);
+    }
     if (parsed != 0 && client_) client_->OnStatementParsed(parsed);
     if (action == protocol::ResponseTracker::Action::kPgtenantError) {
       flush(pos);

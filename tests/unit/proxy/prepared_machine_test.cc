@@ -158,7 +158,7 @@ TEST_F(PreparedMachineTest, AFailedParseIsNotCached) {
 // failing Parse again as its own message (EnsureOnServer): the client gets the Parse's error
 // (42883) where PostgreSQL answers 26000 (the statement does not exist), and, since an error
 // answers one of pgtenant's own messages, the server connection is closed.
-TEST_F(PreparedMachineTest, DISABLED_ABindOfAStatementWhoseParseFailedIs26000) {
+TEST_F(PreparedMachineTest, ABindOfAStatementWhoseParseFailedIs26000) {
   StartPooler();
   PGconnPtr a = Client("t1");
   ASSERT_TRUE(a);

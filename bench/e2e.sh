@@ -59,7 +59,8 @@ case $scenario in
     # Every client acts for tenant t1 (TENANCY=on), so every transaction is metered.
     : "${CLIENTS:=1000}" "${PROTOCOLS:=simple}"
     export CLIENTS PROTOCOLS WORKLOADS=select IDLE_CONNS=0 TARGETS=pgtenant TENANCY=on \
-      PGOPTIONS='-c app.tenant_id=t1' REAL_PGTENANT_BIN=$bin PGTENANT_BIN=$here/pgtenant-with-billing.sh
+      PGOPTIONS='-c app.tenant_id=t1' PGBOUNCER_EXTRA='ignore_startup_parameters = options' \
+      REAL_PGTENANT_BIN=$bin PGTENANT_BIN=$here/pgtenant-with-billing.sh
     for round in $(seq 1 "${ROUNDS:-2}"); do
       for billing in off on; do
         OUT_DIR=$out/$round-$billing BILLING=$billing run

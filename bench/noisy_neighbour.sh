@@ -68,8 +68,7 @@ PY=${PYTHON:-python3}
 HELPER=$here/noisy_neighbour.py
 DB=bench DBUSER=bench
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+. "$here/lib.sh"  # log, die, setup_run_user, as_user, free_ports, stop_pid, start_watchdog
 
 [[ -x $PGTENANT_BIN ]] || die "no pgtenant binary at $PGTENANT_BIN (set PGTENANT_BIN)"
 [[ -x $PGBIN/initdb ]] || die "no PostgreSQL binaries in $PGBIN"
@@ -89,38 +88,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 need=$(( (QUIET_TENANTS * QUIET_CLIENTS + NOISY_CLIENTS) * 2 + 200 ))
 (( $(ulimit -n) >= need )) || log "WARNING: ulimit -n $(ulimit -n) < $need"
 
-# postgres and pgbouncer refuse to run as root: run them (and pgtenant) as RUN_USER
-if [[ $EUID -eq 0 ]]; then
-  if ! id -u "$RUN_USER" >/dev/null 2>&1; then
-    log "creating OS user $RUN_USER"
-    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$RUN_USER"
-  fi
-else
-  RUN_USER=$(id -un)
-fi
-as_user() { # setpriv (unlike su/runuser) keeps the raised ulimit -n
-  if [[ $EUID -eq 0 ]]; then setpriv --reuid="$RUN_USER" --regid="$RUN_USER" --init-groups env HOME=/tmp "$@"
-  else "$@"; fi
-}
-
-free_ports() { # N free TCP ports on 127.0.0.1, outside the ephemeral range
-  "$PY" - "$1" <<'EOF'
-import random, socket, sys
-n, got, socks = int(sys.argv[1]), [], []
-for _ in range(10000):
-    if len(got) == n:
-        break
-    p = random.randint(20000, 32000)
-    if p in got:
-        continue
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); socks.append(s); got.append(p)
-    except OSError:
-        s.close()
-print(" ".join(map(str, got)))
-EOF
-}
+setup_run_user
 read -r PG_PORT PGB_PORT PGT_PORT < <(free_ports 3)
 [[ -n ${PGT_PORT:-} ]] || die "no free ports"
 
@@ -133,13 +101,6 @@ CLIENT_PIDS=()
 PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U "$DBUSER")
 export PGCONNECT_TIMEOUT=10
 
-stop_pid() { # stop_pid PID: TERM, up to 10 s, then KILL - only processes started here
-  local pid=$1 i
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
   set +e
   local p
@@ -159,10 +120,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "stopped"; exit 130' INT TERM
 
-# the watchdog: however things hang, the run ends after MAX_RUN_SECONDS
-( for _ in $(seq "$MAX_RUN_SECONDS"); do sleep 1; done
-  echo "[watchdog] $MAX_RUN_SECONDS s reached, stopping" >&2; kill -TERM $$ ) &
-WATCHDOG_PID=$!
+start_watchdog "$MAX_RUN_SECONDS"
 T_START=$SECONDS
 
 # ------------------------------------------------------------------ PostgreSQL

@@ -300,6 +300,7 @@ std::string PrometheusMetrics::TenantLabel(const std::string& pool, const std::s
   if (tenant.empty() && state_->tenant_labels != TenantLabels::kNone) return kNoTenant;
   switch (state_->tenant_labels) {
     case TenantLabels::kBusiest: {
+      if (tenant[0] == '_') return kOtherTenant;
       auto entry = state_->pools.find(pool);
       if (entry == state_->pools.end()) return kOtherTenant;
       auto it = entry->second.tenants.find(tenant);
@@ -317,7 +318,9 @@ std::string PrometheusMetrics::TenantLabel(const std::string& pool, const std::s
 }
 
 TenantHandle* PrometheusMetrics::Tenant(const std::string& pool, const std::string& tenant) {
-  bool ranked = state_->tenant_labels == TenantLabels::kBusiest && !tenant.empty();
+  // Ids starting with '_' (possible only under a custom id_pattern) are never ranked: their
+  // handles would share keys, and a demotion the series, with "_other" and "_none".
+  bool ranked = state_->tenant_labels == TenantLabels::kBusiest && !tenant.empty() && tenant[0] != '_';
   std::string key = ranked ? tenant : TenantLabel(pool, tenant);
   std::unique_ptr<PromTenant>& slot = state_->Entry(pool).tenants[key];
   if (!slot) {

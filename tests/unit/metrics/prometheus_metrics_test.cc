@@ -368,6 +368,23 @@ TEST(PrometheusMetrics, BusiestNeverHoldsMoreThanKLabelsWhateverTheTenants) {
   }
 }
 
+TEST(PrometheusMetrics, BusiestNeverRanksAnIdThatLooksLikeAGroupLabel) {
+  // A custom id_pattern may allow "_other": it is counted with the others, never given (or
+  // taken) a label of its own, so the shared "_other" series cannot be removed under others.
+  auto m = Make(TenantLabels::kBusiest, "shared", 1);
+  TenantHandle* odd = m->Tenant("shared", "_other");
+  TenantHandle* plain = m->Tenant("shared", "a");
+  m->OnTransaction(odd, 5);
+  m->RankBusiestTenants();
+  m->OnTransaction(plain, 10);
+  m->RankBusiestTenants();
+  m->OnTransaction(odd, 1);
+  m->OnTransaction(plain, 1);
+  Exposition e = ParseExposition(m->Scrape());
+  EXPECT_EQ(e.Value(T("pgtenant_transactions_total", "shared", "_other")), 3);
+  EXPECT_EQ(e.Value(T("pgtenant_transactions_total", "shared", "a")), 1);
+}
+
 TEST(PrometheusMetrics, BusiestKeepsTheNoTenantLabel) {
   auto m = Make(TenantLabels::kBusiest, "shared", 1);
   m->OnError(m->Tenant("shared", ""));

@@ -45,12 +45,13 @@ void ResponseTracker::Sent(char t, Origin origin, uint64_t tag) {
   }
 }
 
-void ResponseTracker::Synthetic(char response_type) {
-  if (skipping_) return;  // Postgres would not have answered it either
+bool ResponseTracker::Synthetic(char response_type, uint64_t tag) {
+  if (skipping_) return false;  // Postgres would not have answered it either
   // Not counted in unsynced_: the message never reached the server, so it leaves the server
   // outside any batch. Counting it made a Close or Parse that pgtenant answered turn the
   // client's next tenant SET in the same batch into a statement the server ran.
-  slots_.push_back({response_type, Origin::kSynthetic, 0});
+  slots_.push_back({response_type, Origin::kSynthetic, tag});
+  return true;
 }
 
 void ResponseTracker::Pop() {
@@ -60,18 +61,23 @@ void ResponseTracker::Pop() {
   slots_.pop_front();
 }
 
-void ResponseTracker::EmitDue(std::string* due) {
+void ResponseTracker::EmitDue(std::string* due, std::vector<uint64_t>* emitted_synthetic) {
   while (!slots_.empty() && slots_.front().origin == Origin::kSynthetic) {
     MessageWriter(due).Begin(slots_.front().kind).Finish();
+    if (emitted_synthetic && slots_.front().tag != 0) emitted_synthetic->push_back(slots_.front().tag);
     slots_.pop_front();
   }
 }
 
-void ResponseTracker::TakeDue(std::string* due) { EmitDue(due); }
+void ResponseTracker::TakeDue(std::string* due, std::vector<uint64_t>* emitted_synthetic) {
+  EmitDue(due, emitted_synthetic);
+}
 
 ResponseTracker::Action ResponseTracker::OnBackend(char type, std::string* due,
                                                    std::vector<uint64_t>* failed_tags,
-                                                   uint64_t* completed_tag) {
+                                                   uint64_t* completed_tag,
+                                                   std::vector<uint64_t>* skipped_synthetic,
+                                                   std::vector<uint64_t>* emitted_synthetic) {
   if (failed_tags && !skipped_tags_.empty()) {
     failed_tags->insert(failed_tags->end(), skipped_tags_.begin(), skipped_tags_.end());
     skipped_tags_.clear();
@@ -85,6 +91,7 @@ ResponseTracker::Action ResponseTracker::OnBackend(char type, std::string* due,
     while (!slots_.empty() && slots_.front().kind != 'S') {
       const Slot& s = slots_.front();
       if (s.origin != Origin::kSynthetic && s.tag != 0 && failed_tags) failed_tags->push_back(s.tag);
+      if (s.origin == Origin::kSynthetic && s.tag != 0 && skipped_synthetic) skipped_synthetic->push_back(s.tag);
       // Pop(), not pop_front(): a client Query skipped here gets no ReadyForQuery, so it must
       // leave client_sync_points() too.
       Pop();
@@ -98,7 +105,7 @@ ResponseTracker::Action ResponseTracker::OnBackend(char type, std::string* due,
     if (completed_tag && front.kind == 'P' && front.tag != 0) *completed_tag = front.tag;
     if (type == 'Z' && front.kind != 'S' && unsynced_ > 0 && front.origin == Origin::kClient) unsynced_ = 0;
     Pop();
-    EmitDue(due);
+    EmitDue(due, emitted_synthetic);
   }
   return action;
 }

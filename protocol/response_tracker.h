@@ -28,17 +28,24 @@ class ResponseTracker {
   // ignored. `tag` is kept with the slot and reported back on errors (e.g. a statement id).
   void Sent(char frontend_type, Origin origin = Origin::kClient, uint64_t tag = 0);
   // The client sent a message pgtenant answers itself with `response_type` ('1' ParseComplete,
-  // '3' CloseComplete, '2' BindComplete).
-  void Synthetic(char response_type);
+  // '3' CloseComplete, '2' BindComplete). False when the backend is skipping to the next Sync
+  // after an error: Postgres would skip the message, so it gets no answer (and whatever
+  // pgtenant did for it must be undone). A `tag` other than 0 is reported by OnBackend when an
+  // error makes the backend skip the slot instead.
+  bool Synthetic(char response_type, uint64_t tag = 0);
 
   // Decides what happens to one backend message, and appends to `due` any answers of
   // pgtenant's that become due right after it. When the message is an error that made the
   // backend skip slots, their tags are appended to `failed_tags` (a Parse that did not happen).
   // `completed_tag` receives the tag of a client Parse that the backend just completed.
+  // `skipped_synthetic` receives the tags of pgtenant's own answers dropped that way, and
+  // `emitted_synthetic` those of its answers appended to `due`.
   Action OnBackend(char backend_type, std::string* due, std::vector<uint64_t>* failed_tags,
-                   uint64_t* completed_tag = nullptr);
-  // Answers of pgtenant's that are due now (nothing of the server's is ahead of them).
-  void TakeDue(std::string* due);
+                   uint64_t* completed_tag = nullptr, std::vector<uint64_t>* skipped_synthetic = nullptr,
+                   std::vector<uint64_t>* emitted_synthetic = nullptr);
+  // Answers of pgtenant's that are due now (nothing of the server's is ahead of them); their
+  // tags (those not 0) go to `emitted_synthetic` when given.
+  void TakeDue(std::string* due, std::vector<uint64_t>* emitted_synthetic = nullptr);
 
   bool empty() const { return slots_.empty(); }
   // Query, FunctionCall and Sync messages of the client not yet answered by ReadyForQuery.
@@ -58,7 +65,7 @@ class ResponseTracker {
     uint64_t tag;
   };
   void Pop();
-  void EmitDue(std::string* due);
+  void EmitDue(std::string* due, std::vector<uint64_t>* emitted_synthetic);
 
   std::deque<Slot> slots_;
   int client_sync_points_ = 0;

@@ -19,6 +19,32 @@ void ClientSession::OnStatementParsed(uint64_t id) {
   }
 }
 
+uint64_t ClientSession::RememberName(const std::string& name) {
+  // Records of answers lost with a server connection that went away are dropped on the way.
+  if (name_undos_.size() > 1024) name_undos_.clear();
+  PreparedStatementPtr previous;
+  if (statements_) {
+    auto it = statements_->find(name);
+    if (it != statements_->end()) previous = it->second;
+  }
+  uint64_t tag = ++next_name_undo_;
+  name_undos_[tag] = NameUndo{name, std::move(previous)};
+  return tag;
+}
+
+void ClientSession::OnAnswerSkipped(uint64_t tag) {
+  auto it = name_undos_.find(tag);
+  if (it == name_undos_.end()) return;
+  NameUndo undo = std::move(it->second);
+  name_undos_.erase(it);
+  if (!statements_) statements_ = std::make_unique<ClientStatements>();
+  if (undo.previous) {
+    (*statements_)[undo.name] = std::move(undo.previous);
+  } else {
+    statements_->erase(undo.name);
+  }
+}
+
 void ClientSession::OnStatementFailed(uint64_t id) {
   // The server refused a Parse of this statement (e.g. 42883): as in PostgreSQL, the client's
   // name for it does not exist, so a later Bind gets 26000 from the server rather than a Parse
@@ -89,12 +115,15 @@ ClientSession::Verdict ClientSession::MapPreparedStatement(const protocol::Frame
       PreparedStatementPtr stmt =
           pooler_->statements().Intern(server_->pool()->name(), parse.query, parse.param_types);
       if (!statements_) statements_ = std::make_unique<ClientStatements>();
-      (*statements_)[std::string(parse.statement)] = stmt;
       if (server_->backend().UseStatement(stmt->id, server_->batch_tick())) {
-        // The connection has it already: answer ParseComplete in the server's stead.
-        server_->AnswerForServer('1');
+        // The connection has it already: answer ParseComplete in the server's stead. The name
+        // is the client's from now on, unless the backend skips this Parse (OnAnswerSkipped).
+        uint64_t undo = RememberName(std::string(parse.statement));
+        (*statements_)[std::string(parse.statement)] = stmt;
+        if (!server_->AnswerForServer('1', undo)) OnAnswerSkipped(undo);
         return Verdict::kAnswered;
       }
+      (*statements_)[std::string(parse.statement)] = stmt;
       MakeRoomOnServer(own);
       CloseIfUnsure(*stmt, own);
       protocol::AppendParse(replacement, stmt->server_name, stmt->query, stmt->param_types);
@@ -130,9 +159,11 @@ ClientSession::Verdict ClientSession::MapPreparedStatement(const protocol::Frame
         return Verdict::kForward;
       }
       if (f.type == fe::kClose) {
-        // Only the client's name goes; the server statement stays for others to share.
+        // Only the client's name goes; the server statement stays for others to share. Unless
+        // the backend skips this Close (OnAnswerSkipped): then the name stays too.
+        uint64_t undo = RememberName(std::string(target.name));
         statements_->erase(it);
-        server_->AnswerForServer('3');
+        if (!server_->AnswerForServer('3', undo)) OnAnswerSkipped(undo);
         return Verdict::kAnswered;
       }
       EnsureOnServer(it->second, own);

@@ -21,6 +21,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "conf/config.h"
 #include "protocol/frame_decoder.h"
@@ -109,6 +110,12 @@ class ClientSession : public StreamHandler {
   // A Parse of pgtenant statement `id` succeeded on a server.
   void OnStatementParsed(uint64_t id);
   void OnStatementFailed(uint64_t id);
+  // A Close or Parse pgtenant answered itself (AnswerForServer with an undo tag) was answered,
+  // or was skipped by the backend after an earlier error of its batch: then the change it made
+  // to the client's statement names is undone, as PostgreSQL would not have made it.
+  void OnAnswerDelivered(uint64_t tag) { name_undos_.erase(tag); }
+  void OnAnswerSkipped(uint64_t tag);
+  uint64_t RememberName(const std::string& name);  // for OnAnswerSkipped; returns its tag
   // The server answered a DISCARD ALL of this client's.
   void OnServerDiscardedAll();
   void ResumeReading();
@@ -395,6 +402,14 @@ class ClientSession : public StreamHandler {
   uint64_t txn_started_us_ = 0;      // when the current transaction got its server
   uint64_t replacement_tag_ = 0;     // statement id of a rewritten Parse
   std::unique_ptr<ClientStatements> statements_;  // named prepared statements, on first use
+  // What a client name held before a Close or Parse that pgtenant answered itself, until the
+  // answer reaches the client (kept) or the backend skips it (restored): OnAnswerSkipped.
+  struct NameUndo {
+    std::string name;
+    PreparedStatementPtr previous;  // null: the name did not exist
+  };
+  std::unordered_map<uint64_t, NameUndo> name_undos_;
+  uint64_t next_name_undo_ = 0;
   std::unique_ptr<LocalState> local_;  // allocated on first use only
   // The client's prepared statements (by name, "" unnamed) that refuse to run in a pipeline
   // (a prepared DISCARD ALL): a Bind of one gets the tenant in a Query of its own.

@@ -311,12 +311,17 @@ void ServerSession::SendPrelude(const SessionSettings& want, uint64_t client_id,
   if (!bytes.empty()) ForwardRaw(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
-void ServerSession::AnswerForServer(char response_type) {
-  tracker_.Synthetic(response_type);
+bool ServerSession::AnswerForServer(char response_type, uint64_t undo_tag) {
+  if (!tracker_.Synthetic(response_type, undo_tag)) return false;
   std::string due;
-  tracker_.TakeDue(&due);
+  std::vector<uint64_t> emitted;
+  tracker_.TakeDue(&due, &emitted);
+  for (uint64_t tag : emitted) {
+    if (client_) client_->OnAnswerDelivered(tag);
+  }
   if (!due.empty() && client_) client_->ForwardFromServer(std::span<const uint8_t>(
       reinterpret_cast<const uint8_t*>(due.data()), due.size()));
+  return true;
 }
 
 void ServerSession::PreludeFailed(const Frame& f, int sync_points) {
@@ -343,6 +348,7 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
   int transactions_ended = 0;
   std::string due;
   std::vector<uint64_t> failed;
+  std::vector<uint64_t> skipped_answers, delivered_answers;
   auto flush = [&](size_t upto) {
     if (upto > run_start && client_) {
       client_->ForwardFromServer(data.subspan(run_start, upto - run_start));
@@ -367,7 +373,15 @@ size_t ServerSession::HandleActive(std::span<const uint8_t> data) {
     // Before OnBackend: after an error in pgtenant's own extended-protocol messages it drops the
     // client's Queries the backend will skip, and those must still be answered to the client.
     const int client_sync_points = tracker_.client_sync_points();
-    auto action = tracker_.OnBackend(f.type, &due, &failed, &parsed);
+    skipped_answers.clear();
+    delivered_answers.clear();
+    auto action = tracker_.OnBackend(f.type, &due, &failed, &parsed, &skipped_answers, &delivered_answers);
+    for (uint64_t tag : skipped_answers) {
+      if (client_) client_->OnAnswerSkipped(tag);
+    }
+    for (uint64_t tag : delivered_answers) {
+      if (client_) client_->OnAnswerDelivered(tag);
+    }
     for (uint64_t id : failed) {
       backend_.ForgetStatement(id);
       if (client_) client_->OnStatementFailed(id);

@@ -116,7 +116,10 @@ class ServerSession : public StreamHandler {
   }
   // pgtenant answers a client message itself (ParseComplete of a statement this connection
   // already has); the answer reaches the client in the place Postgres would have put it.
-  void AnswerForServer(char response_type);
+  // False when the backend will skip the message (an error earlier in the batch): no answer.
+  // `undo_tag` (not 0) is handed to ClientSession::OnAnswerSkipped if an error makes the backend
+  // skip it later.
+  bool AnswerForServer(char response_type, uint64_t undo_tag = 0);
   bool clean() const {
     return state_ == State::kActive && tracker_.empty() && !tracker_.extended_open() && txn_status_ == 'I';
   }

@@ -70,6 +70,34 @@ TEST(ResponseTrackerTest, SyntheticAnswerWaitsForWhatTheServerOwesBeforeIt) {
   EXPECT_TRUE(t.extended_open());  // the client's Bind still waits for its Sync
 }
 
+// Tags of pgtenant's own answers say what became of them: emitted in their turn, or skipped
+// with the rest of a batch after an error (then what pgtenant did for them must be undone).
+TEST(ResponseTrackerTest, SyntheticTagsAreReportedAsEmittedOrSkipped) {
+  ResponseTracker t;
+  t.Sent('B', Origin::kClient);
+  t.Sent('E', Origin::kClient);
+  EXPECT_TRUE(t.Synthetic('3', 7));  // a Close answered by pgtenant behind the Execute
+  t.Sent('B', Origin::kClient);
+  EXPECT_TRUE(t.Synthetic('1', 8));
+  t.Sent('S', Origin::kClient);
+  std::string due;
+  std::vector<uint64_t> failed, skipped, emitted;
+  EXPECT_EQ(t.OnBackend('2', &due, &failed, nullptr, &skipped, &emitted), Action::kForward);
+  EXPECT_EQ(t.OnBackend('C', &due, &failed, nullptr, &skipped, &emitted), Action::kForward);
+  EXPECT_EQ(emitted, std::vector<uint64_t>{7}) << "the Close's answer went out after the Execute's";
+  EXPECT_EQ(t.OnBackend('E', &due, &failed, nullptr, &skipped, &emitted), Action::kForward);
+  EXPECT_EQ(skipped, std::vector<uint64_t>{8}) << "the failed Bind made the backend skip the Parse";
+  EXPECT_EQ(emitted, std::vector<uint64_t>{7});
+  EXPECT_EQ(t.OnBackend('Z', &due, &failed, nullptr, &skipped, &emitted), Action::kForward);
+  EXPECT_TRUE(t.empty());
+  // An error before the client's Sync was sent: what comes until the Sync gets no answer at all.
+  t.Sent('B', Origin::kClient);
+  EXPECT_EQ(t.OnBackend('E', &due, &failed, nullptr, &skipped, &emitted), Action::kForward);
+  EXPECT_FALSE(t.Synthetic('3', 9));
+  t.Sent('S', Origin::kClient);
+  EXPECT_TRUE(t.Synthetic('1', 10)) << "after the Sync, a new batch";
+}
+
 TEST(ResponseTrackerTest, ExtendedErrorSkipsToTheSyncAndDropsSkippedSynthetics) {
   ResponseTracker t;
   t.Sent('B', Origin::kClient);

@@ -193,15 +193,12 @@ TEST_F(ExtendedProtocolMachineTest, AnErrorSkipsTheRestOfTheBatch) {
   EXPECT_EQ(a->ReadUntilReady(), ProbeAnswer("t1"));
 }
 
-// BUG (pgtenant): a client's Close or Parse of a named statement that pgtenant answers itself
-// (client_prepared.cc, MapPreparedStatement: the Close erases the client's name, the Parse of
-// a statement the connection holds records it, both when the message is SENT) changes the
-// client's statement names even when the backend skips that message after an earlier error of
-// the same batch. PostgreSQL skips both: the closed statement still exists, the parsed one
-// does not. Here the client's statement "known" is gone after the failed batch (its next Bind
-// gets 26000, an error caused by pgtenant's bookkeeping), and "again" exists though it was
-// never prepared.
-TEST_F(ExtendedProtocolMachineTest, DISABLED_SkippedCloseAndParseLeaveTheClientsNamesAlone) {
+// A client's Close or Parse of a named statement that pgtenant answers itself
+// (client_prepared.cc, MapPreparedStatement) changes the client's statement names only if the
+// backend would have run it: skipped after an earlier error of the same batch, it changes
+// nothing, as on PostgreSQL (ClientSession::OnAnswerSkipped). The closed statement "known"
+// still exists after the failed batch, and "again" does not.
+TEST_F(ExtendedProtocolMachineTest, SkippedCloseAndParseLeaveTheClientsNamesAlone) {
   StartPooler();
   auto a = Raw("t1");
   ASSERT_TRUE(a);

@@ -67,7 +67,7 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION database)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
     "libc6 (>= 2.36), libstdc++6 (>= 12), libgcc-s1, libuv1 (>= 1.44), libssl3 (>= 3.0), \
-libyaml-cpp0.7, libprometheus-cpp-core1.0, libprometheus-cpp-pull1.0, adduser")
+libyaml-cpp0.7, libprometheus-cpp-core1.0, libprometheus-cpp-pull1.0, libcurl4 (>= 7.88), adduser")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_BINARY_DIR}/packaging/deb/postinst
     ${CMAKE_SOURCE_DIR}/packaging/deb/prerm

@@ -56,3 +56,25 @@ start_watchdog() {
     echo "[watchdog] $1 s reached, stopping" >&2; kill -TERM $$ ) &
   WATCHDOG_PID=$!
 }
+
+# A throwaway PostgreSQL in $PGDATA on 127.0.0.1:$PG_PORT as $RUN_USER, trust for $DBUSER,
+# fsync/synchronous_commit/full_page_writes/autovacuum off; $1 labels the config block, $2 is
+# shared_buffers, the rest are more postgresql.conf lines. Sets PG_PID. Needs PGBIN, WORK, OUT_DIR,
+# MAX_CONNECTIONS.
+start_throwaway_postgres() {
+  local label=$1 shared_buffers=$2 line
+  shift 2
+  as_user "$PGBIN/initdb" -D "$PGDATA" -U "$DBUSER" -E UTF8 --no-locale --auth=trust > "$OUT_DIR/logs/initdb.log" 2>&1 ||
+    { tail "$OUT_DIR/logs/initdb.log"; die "initdb failed"; }
+  {
+    printf '\n# ---- %s (throwaway)\n' "$label"
+    printf '%s\n' "listen_addresses = '127.0.0.1'" "port = $PG_PORT" "unix_socket_directories = ''" \
+      "max_connections = $MAX_CONNECTIONS" "shared_buffers = $shared_buffers" "fsync = off" \
+      "synchronous_commit = off" "full_page_writes = off" "autovacuum = off"
+    for line in "$@"; do printf '%s\n' "$line"; done
+  } >> "$PGDATA/postgresql.conf"
+  printf 'host all all 127.0.0.1/32 trust\n' > "$PGDATA/pg_hba.conf"
+  as_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/postgres.log" -w -t 60 start >/dev/null ||
+    { tail -20 "$WORK/postgres.log"; die "postgres did not start"; }
+  PG_PID=$(head -1 "$PGDATA/postmaster.pid")
+}

@@ -68,7 +68,8 @@ PY=${PYTHON:-python3}
 HELPER=$here/noisy_neighbour.py
 DB=bench DBUSER=bench
 
-. "$here/lib.sh"  # log, die, setup_run_user, as_user, free_ports, stop_pid, start_watchdog
+. "$here/lib.sh"  # log, die, setup_run_user, as_user, free_ports, stop_pid, start_watchdog,
+                  # start_throwaway_postgres
 
 [[ -x $PGTENANT_BIN ]] || die "no pgtenant binary at $PGTENANT_BIN (set PGTENANT_BIN)"
 [[ -x $PGBIN/initdb ]] || die "no PostgreSQL binaries in $PGBIN"
@@ -125,25 +126,7 @@ T_START=$SECONDS
 
 # ------------------------------------------------------------------ PostgreSQL
 log "output: $OUT_DIR; work dir $WORK; ports postgres $PG_PORT pgbouncer $PGB_PORT pgtenant $PGT_PORT"
-as_user "$PGBIN/initdb" -D "$PGDATA" -U "$DBUSER" -E UTF8 --no-locale --auth=trust > "$OUT_DIR/logs/initdb.log" 2>&1 ||
-  { tail "$OUT_DIR/logs/initdb.log"; die "initdb failed"; }
-cat >> "$PGDATA/postgresql.conf" <<EOF
-
-# ---- noisy_neighbour.sh
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = ''
-max_connections = $MAX_CONNECTIONS
-shared_buffers = 128MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-autovacuum = off
-EOF
-printf 'host all all 127.0.0.1/32 trust\n' > "$PGDATA/pg_hba.conf"
-as_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/postgres.log" -w -t 60 start >/dev/null ||
-  { tail -20 "$WORK/postgres.log"; die "postgres did not start"; }
-PG_PID=$(head -1 "$PGDATA/postmaster.pid")
+start_throwaway_postgres noisy_neighbour.sh 128MB
 "${PSQL[@]}" -p "$PG_PORT" -d postgres -c "create database $DB" >/dev/null
 "$PGBENCH" -i -s 1 -q -h 127.0.0.1 -p "$PG_PORT" -U "$DBUSER" "$DB" > "$OUT_DIR/logs/pgbench-init.log" 2>&1 ||
   die "pgbench -i failed"

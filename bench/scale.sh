@@ -93,7 +93,8 @@ PY=${PYTHON:-python3}
 HELPER=$here/scale.py
 DBUSER=bench APPUSER=app
 
-. "$here/lib.sh"  # log, die, setup_run_user, as_user, free_ports, stop_pid, start_watchdog
+. "$here/lib.sh"  # log, die, setup_run_user, as_user, free_ports, stop_pid, start_watchdog,
+                  # start_throwaway_postgres
 
 [[ -x $PGTENANT_BIN ]] || die "no pgtenant binary at $PGTENANT_BIN (set PGTENANT_BIN)"
 [[ -x $SCALE_DRIVER ]] || die "no driver at $SCALE_DRIVER (build the target scale_driver; set SCALE_DRIVER)"
@@ -145,27 +146,7 @@ T_START=$SECONDS
 
 # ------------------------------------------------------------------ PostgreSQL
 log "output: $OUT_DIR; work dir $WORK; ports postgres $PG_PORT pgbouncer $PGB_PORT pgtenant $PGT_PORT"
-as_user "$PGBIN/initdb" -D "$PGDATA" -U "$DBUSER" -E UTF8 --no-locale --auth=trust > "$OUT_DIR/logs/initdb.log" 2>&1 ||
-  { tail "$OUT_DIR/logs/initdb.log"; die "initdb failed"; }
-cat >> "$PGDATA/postgresql.conf" <<EOF
-
-# ---- scale.sh (throwaway)
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = ''
-max_connections = $MAX_CONNECTIONS
-shared_buffers = 256MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-autovacuum = off
-checkpoint_timeout = 30min
-max_wal_size = 4GB
-EOF
-printf 'host all all 127.0.0.1/32 trust\n' > "$PGDATA/pg_hba.conf"
-as_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/postgres.log" -w -t 60 start >/dev/null ||
-  { tail -20 "$WORK/postgres.log"; die "postgres did not start"; }
-PG_PID=$(head -1 "$PGDATA/postmaster.pid")
+start_throwaway_postgres scale.sh 256MB "checkpoint_timeout = 30min" "max_wal_size = 4GB"
 log "postgres pid $PG_PID; creating $TENANTS dedicated databases and the shared one"
 
 t0=$(date +%s.%N)
